@@ -1,0 +1,85 @@
+#include "common/env.h"
+
+#include <sys/stat.h>
+
+namespace cyrsync {
+
+bool FileStat::IsDir() const { return S_ISDIR(mode); }
+bool FileStat::IsRegular() const { return S_ISREG(mode); }
+bool FileStat::IsSymlink() const { return S_ISLNK(mode); }
+
+Result<std::string> ReadableFile::ReadAll() {
+  std::string out;
+  uint64_t off = 0;
+  char buf[1 << 16];
+  while (true) {
+    ASSIGN_OR_RETURN(size_t n, ReadAt(off, std::span<char>(buf, sizeof(buf))));
+    if (n == 0) break;
+    out.append(buf, n);
+    off += n;
+  }
+  return out;
+}
+
+Result<std::string> ReadFileToString(Env* env, const std::string& path) {
+  ASSIGN_OR_RETURN(auto f, env->OpenRead(path));
+  return f->ReadAll();
+}
+
+Status MakeDirs(Env* env, const std::string& path, uint32_t mode, const Owner& owner) {
+  if (path.empty() || path == "/") return Status::Ok();
+  auto st = env->Stat(path);
+  if (st.ok()) {
+    if (!st->IsDir()) return FailedPreconditionError("not a directory: " + path);
+    return Status::Ok();
+  }
+  if (st.error().code() != Code::kNotFound) return st.error();
+  RETURN_IF_ERROR(MakeDirs(env, Dirname(path), mode, owner));
+  RETURN_IF_ERROR(env->MakeDir(path, mode));
+  if (owner.set) RETURN_IF_ERROR(env->Chown(path, owner.uid, owner.gid));
+  return Status::Ok();
+}
+
+Status AtomicWriteFile(Env* env, const std::string& path, std::string_view data,
+                       const AtomicWriteOptions& opts) {
+  const std::string tmp = path + ".cyrsync-tmp";
+  {
+    ASSIGN_OR_RETURN(auto f, env->NewWritable(tmp, opts.mode));
+    RETURN_IF_ERROR(f->Append(data));
+    RETURN_IF_ERROR(f->Sync());
+    RETURN_IF_ERROR(f->Close());
+  }
+  if (opts.owner.set) RETURN_IF_ERROR(env->Chown(tmp, opts.owner.uid, opts.owner.gid));
+  if (opts.mtime_ns != 0) RETURN_IF_ERROR(env->SetMtime(tmp, opts.mtime_ns));
+  RETURN_IF_ERROR(env->Rename(tmp, path));
+  if (opts.sync_dir) RETURN_IF_ERROR(env->SyncDir(Dirname(path)));
+  return Status::Ok();
+}
+
+std::string JoinPath(std::string_view a, std::string_view b) {
+  if (a.empty()) return std::string(b);
+  if (b.empty()) return std::string(a);
+  std::string out(a);
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  while (!b.empty() && b.front() == '/') b.remove_prefix(1);
+  if (out != "/") out.push_back('/');
+  out.append(b);
+  return out;
+}
+
+std::string Dirname(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  auto pos = path.rfind('/');
+  if (pos == std::string_view::npos) return ".";
+  if (pos == 0) return "/";
+  return std::string(path.substr(0, pos));
+}
+
+std::string Basename(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  auto pos = path.rfind('/');
+  if (pos == std::string_view::npos) return std::string(path);
+  return std::string(path.substr(pos + 1));
+}
+
+}  // namespace cyrsync

@@ -1,0 +1,105 @@
+#include "common/env.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/testutil/counting_env.h"
+#include "tests/testutil/temp_dir.h"
+
+namespace cyrsync {
+namespace {
+
+TEST(EnvTest, AtomicWriteReplacesWholeFile) {
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  std::string p = dir.Sub("f");
+  ASSERT_TRUE(AtomicWriteFile(env, p, "old", {}).ok());
+  ASSERT_TRUE(AtomicWriteFile(env, p, "new content", {.mode = 0640, .mtime_ns = 1000000000123}).ok());
+  auto got = ReadFileToString(env, p);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, "new content");
+  auto st = env->Stat(p);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->mode & 0777, 0640u);
+  EXPECT_EQ(st->mtime_ns, 1000000000123);
+  EXPECT_EQ(env->Stat(p + ".cyrsync-tmp").error().code(), Code::kNotFound);
+}
+
+TEST(EnvTest, ListDirReportsTypes) {
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  ASSERT_TRUE(MakeDirs(env, dir.Sub("a/b"), 0755).ok());
+  ASSERT_TRUE(AtomicWriteFile(env, dir.Sub("a/1."), "x", {}).ok());
+  ASSERT_TRUE(env->Symlink("1.", dir.Sub("a/l")).ok());
+  auto ls = env->ListDir(dir.Sub("a"));
+  ASSERT_TRUE(ls.ok());
+  std::map<std::string, EntryType> m;
+  for (auto& e : *ls) m[e.name] = e.type;
+  EXPECT_EQ(m.size(), 3u);
+  EXPECT_EQ(m["b"], EntryType::kDir);
+  EXPECT_EQ(m["1."], EntryType::kFile);
+  EXPECT_EQ(m["l"], EntryType::kSymlink);
+}
+
+TEST(EnvTest, MissingFileIsNotFoundWithPath) {
+  auto r = Env::Default()->Stat("/nonexistent/cyrsync/x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Code::kNotFound);
+  EXPECT_NE(r.error().message().find("/nonexistent/cyrsync/x"), std::string::npos);
+}
+
+TEST(EnvTest, SharedLocksInOneProcessCoexistAndExclusiveWaits) {
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  std::string p = dir.Sub("locks/x.lock");
+  auto a = env->LockFile(p, LockMode::kShared, true, {});
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  auto b = env->LockFile(p, LockMode::kShared, true, {});
+  ASSERT_TRUE(b.ok());
+  std::atomic<bool> got{false};
+  std::thread t([&] {
+    auto c = env->LockFile(p, LockMode::kExclusive, true, {});
+    got = c.ok();
+  });
+  a->reset();
+  EXPECT_FALSE(got.load());
+  b->reset();
+  t.join();
+  EXPECT_TRUE(got.load());
+}
+
+TEST(EnvTest, CountingEnvRecordsOps) {
+  testing::TempDir dir;
+  testing::CountingEnv env(Env::Default());
+  (void)env.Stat(dir.path());
+  (void)env.ListDir(dir.path());
+  EXPECT_EQ(env.Count("stat"), 1u);
+  EXPECT_EQ(env.Count("list"), 1u);
+}
+
+TEST(PathTest, JoinAndSplit) {
+  EXPECT_EQ(JoinPath("/a/", "/b"), "/a/b");
+  EXPECT_EQ(JoinPath("/", "b"), "/b");
+  EXPECT_EQ(Dirname("/a/b/c"), "/a/b");
+  EXPECT_EQ(Basename("/a/b/c"), "c");
+  EXPECT_EQ(Dirname("/a"), "/");
+}
+
+TEST(StatusTest, ResultCarriesErrorsAndValues) {
+  Result<int> r = 5;
+  EXPECT_EQ(*r, 5);
+  Result<int> e = CorruptionError("bad at offset 12");
+  EXPECT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code(), Code::kCorruption);
+  auto f = [&]() -> Status {
+    ASSIGN_OR_RETURN(int v, e);
+    (void)v;
+    return Status::Ok();
+  };
+  EXPECT_EQ(f().code(), Code::kCorruption);
+  EXPECT_EQ(PosixError("open x", ENOENT).code(), Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace cyrsync

@@ -1,0 +1,31 @@
+// A parser for Cyrus's dlist text syntax (cyrus-formats.md §8.4): kvlists %(k v ...), lists
+// (v ...), atoms, quoted strings, literals {N}CRLF..., NIL. Sans-I/O; untrusted input.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cyrsync::cyrus {
+
+struct Dlist {
+  enum class Kind { kAtom, kNil, kList, kKvList };
+  Kind kind = Kind::kNil;
+  std::string str;                                   // kAtom (atoms, quoted strings, literals)
+  std::vector<Dlist> items;                          // kList
+  std::vector<std::pair<std::string, Dlist>> kv;     // kKvList, in file order
+
+  // For a kvlist: the value of key, or nullptr.
+  const Dlist* Find(std::string_view key) const;
+  // For a kvlist: the string value of key, or def when absent / not an atom.
+  std::string GetString(std::string_view key, std::string_view def = "") const;
+};
+
+// Parses one dlist value from the start of text; trailing whitespace is allowed, other trailing
+// bytes are an error. kCorruption with the byte offset on malformed input.
+Result<Dlist> ParseDlist(std::string_view text);
+
+}  // namespace cyrsync::cyrus
