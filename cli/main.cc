@@ -1,1 +1,74 @@
-int main() { return 0; }
+// cyrsync: one binary, four jobs. Parses the command line once and hands a plain struct to the
+// subcommand (cli/commands.cc).
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "common/log.h"
+
+namespace {
+
+void AddTls(CLI::App* app, cyrsync::protocol::TlsFiles* tls) {
+  app->add_option("--ca", tls->ca_file, "CA certificate (PEM)")->required();
+  app->add_option("--cert", tls->cert_file, "this side's certificate (PEM)")->required();
+  app->add_option("--key", tls->key_file, "this side's private key (PEM)")->required();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace cyrsync::cli;
+  CLI::App app{"cyrsync: hot-spare replication of Cyrus IMAP spools"};
+  app.require_subcommand(1);
+  std::string level = "info";
+  app.add_option("--log-level", level, "trace|debug|info|warn|error");
+
+  SyncArgs sync;
+  auto* s = app.add_subcommand("sync", "push this server's spool to a replica daemon");
+  s->add_option("-C", sync.imapd_conf, "imapd.conf of the source Cyrus")->required();
+  s->add_option("--replica", sync.replica, "replica daemon HOST:PORT")->required();
+  AddTls(s, &sync.tls);
+  bool all_flag = false;
+  auto* all = s->add_flag("-A,--all", all_flag, "all users (default)");
+  auto* users = s->add_option("-u,--user", sync.opts.users, "only these users");
+  auto* boxes = s->add_option("-m,--mailbox", sync.opts.mailboxes, "only these internal names");
+  all->excludes(users)->excludes(boxes);
+  s->add_flag("--full", sync.opts.full, "also compare directory listings and repair");
+  s->add_option("--every", sync.every_seconds, "repeat every SECONDS");
+  s->add_option("--workers", sync.opts.workers, "parallel connections");
+  s->add_flag("--force", sync.opts.force, "override the disk-loss guard");
+  s->add_option("--max-delete-share", sync.opts.max_delete_share, "guard threshold (0-1)");
+
+  ServeArgs serve;
+  auto* v = app.add_subcommand("serve", "run the replica daemon");
+  v->add_option("-C", serve.imapd_conf, "imapd.conf of the replica's (stopped) Cyrus")->required();
+  v->add_option("--listen", serve.listen, "HOST:PORT (port 0: any)")->required();
+  AddTls(v, &serve.tls);
+  v->add_option("--state-dir", serve.state_dir, "manifest and journals (default <conf>/cyrsync)");
+  v->add_option("--cyrus-user", serve.cyrus_user, "owner of written files");
+  v->add_option("--cyrus-pidfile", serve.cyrus_pidfile, "refuse writes while this Cyrus runs");
+
+  ServeArgs recover;
+  auto* r = app.add_subcommand("recover", "finish interrupted installs (run before starting Cyrus)");
+  r->add_option("-C", recover.imapd_conf, "imapd.conf of the replica")->required();
+  r->add_option("--state-dir", recover.state_dir, "as for serve");
+  recover.recover_only = true;
+
+  CaArgs ca;
+  auto* c = app.add_subcommand("ca", "private CA for mutual TLS");
+  c->require_subcommand(1);
+  auto* ci = c->add_subcommand("init", "create DIR/ca.crt and DIR/ca.key");
+  ci->add_option("dir", ca.dir)->required();
+  auto* cs = c->add_subcommand("issue", "issue DIR/NAME.crt and DIR/NAME.key");
+  cs->add_option("dir", ca.dir)->required();
+  cs->add_option("name", ca.name)->required();
+  cs->add_option("--host", ca.hosts, "DNS names or IPs for the certificate");
+
+  CLI11_PARSE(app, argc, argv);
+  cyrsync::SetLogLevel(level);
+  sync.opts.all = sync.opts.users.empty() && sync.opts.mailboxes.empty();
+  if (s->parsed()) return RunSync(sync);
+  if (v->parsed()) return RunServe(serve);
+  if (r->parsed()) return RunServe(recover);
+  if (ci->parsed()) return RunCaInit(ca);
+  return RunCaIssue(ca);
+}

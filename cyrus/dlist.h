@@ -13,6 +13,14 @@ namespace cyrsync::cyrus {
 
 struct Dlist {
   enum class Kind { kAtom, kNil, kList, kKvList };
+  // Declared here, defaulted in dlist.cc: the members use Dlist before it is complete.
+  Dlist();
+  ~Dlist();
+  Dlist(const Dlist&);
+  Dlist(Dlist&&) noexcept;
+  Dlist& operator=(const Dlist&);
+  Dlist& operator=(Dlist&&) noexcept;
+
   Kind kind = Kind::kNil;
   std::string str;                                   // kAtom (atoms, quoted strings, literals)
   std::vector<Dlist> items;                          // kList

@@ -1,0 +1,204 @@
+#include "cyrus/dlist.h"
+
+#include <charconv>
+#include <string>
+
+#include "cyrus/dlist_internal.h"
+
+namespace cyrsync::cyrus {
+
+Dlist::Dlist() = default;
+Dlist::~Dlist() = default;
+Dlist::Dlist(const Dlist&) = default;
+Dlist::Dlist(Dlist&&) noexcept = default;
+Dlist& Dlist::operator=(const Dlist&) = default;
+Dlist& Dlist::operator=(Dlist&&) noexcept = default;
+
+const Dlist* Dlist::Find(std::string_view key) const {
+  for (const auto& [k, v] : kv) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+std::string Dlist::GetString(std::string_view key, std::string_view def) const {
+  const Dlist* v = Find(key);
+  if (v == nullptr || v->kind != Kind::kAtom) return std::string(def);
+  return v->str;
+}
+
+namespace internal {
+namespace {
+
+// Real Cyrus values nest at most ~4 deep (mailboxes.db name history); the cap only stops
+// hostile input from exhausting the stack.
+constexpr int kMaxDepth = 64;
+// Literals larger than this are not metadata; refuse rather than allocate.
+constexpr uint64_t kMaxLiteral = uint64_t{1} << 30;
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// Bytes that end an atom. Cyrus never prints these inside atoms (§8.4).
+bool EndsAtom(char c) { return IsSpace(c) || c == '(' || c == ')' || c == '\0'; }
+
+class DlistParser {
+ public:
+  DlistParser(std::string_view text, size_t base) : text_(text), base_(base) {}
+
+  Result<Dlist> ParseAll() {
+    SkipSpace();
+    ASSIGN_OR_RETURN(Dlist d, ParseValue(0));
+    SkipSpace();
+    if (pos_ != text_.size()) return Error("trailing bytes");
+    return d;
+  }
+
+ private:
+  Status Error(std::string_view what) const {
+    return CorruptionError("dlist: " + std::string(what) + " at offset " +
+                           std::to_string(base_ + pos_));
+  }
+  bool AtEnd() const { return pos_ >= text_.size(); }
+  char Peek() const { return text_[pos_]; }
+  void SkipSpace() {
+    while (!AtEnd() && IsSpace(Peek())) ++pos_;
+  }
+
+  Result<Dlist> ParseValue(int depth) {
+    if (AtEnd()) return Error("unexpected end of input");
+    if (depth > kMaxDepth) return Error("nesting too deep");
+    char c = Peek();
+    if (c == '(') {
+      ++pos_;
+      return ParseListBody(depth + 1);
+    }
+    if (c == '%') return ParsePercent(depth);
+    if (c == ')') return Error("unexpected ')'");
+    bool may_be_nil = c != '"' && c != '{';
+    ASSIGN_OR_RETURN(std::string s, ParseString());
+    Dlist d;
+    if (may_be_nil && s == "NIL") return d;  // kNil; a quoted "NIL" stays a string
+    d.kind = Dlist::Kind::kAtom;
+    d.str = std::move(s);
+    return d;
+  }
+
+  Result<Dlist> ParsePercent(int depth) {
+    if (pos_ + 1 >= text_.size() || text_[pos_ + 1] != '(') {
+      // "%{part guid size}" file literals belong to the sync protocol, not to files we read.
+      return Error("expected '(' after '%'");
+    }
+    pos_ += 2;
+    return ParseKvBody(depth + 1);
+  }
+
+  // After "(": values separated by whitespace up to ")".
+  Result<Dlist> ParseListBody(int depth) {
+    Dlist d;
+    d.kind = Dlist::Kind::kList;
+    for (;;) {
+      SkipSpace();
+      if (AtEnd()) return Error("unterminated list");
+      if (Peek() == ')') {
+        ++pos_;
+        return d;
+      }
+      ASSIGN_OR_RETURN(Dlist item, ParseValue(depth));
+      d.items.push_back(std::move(item));
+    }
+  }
+
+  // After "%(": key/value pairs up to ")".
+  Result<Dlist> ParseKvBody(int depth) {
+    Dlist d;
+    d.kind = Dlist::Kind::kKvList;
+    for (;;) {
+      SkipSpace();
+      if (AtEnd()) return Error("unterminated kvlist");
+      if (Peek() == ')') {
+        ++pos_;
+        return d;
+      }
+      char c = Peek();
+      if (c == '(' || c == '%') return Error("kvlist key is not a string");
+      ASSIGN_OR_RETURN(std::string key, ParseString());
+      SkipSpace();
+      if (AtEnd() || Peek() == ')') return Error("kvlist key without value");
+      ASSIGN_OR_RETURN(Dlist value, ParseValue(depth));
+      d.kv.emplace_back(std::move(key), std::move(value));
+    }
+  }
+
+  Result<std::string> ParseString() {
+    char c = Peek();
+    if (c == '"') return ParseQuoted();
+    if (c == '{') return ParseLiteral();
+    return ParseAtom();
+  }
+
+  Result<std::string> ParseAtom() {
+    size_t start = pos_;
+    while (!AtEnd() && !EndsAtom(Peek())) ++pos_;
+    if (pos_ == start) return Error("expected a value");
+    return std::string(text_.substr(start, pos_ - start));
+  }
+
+  Result<std::string> ParseQuoted() {
+    ++pos_;  // opening quote
+    std::string out;
+    while (!AtEnd()) {
+      char c = Peek();
+      if (c == '"') {
+        ++pos_;
+        return out;
+      }
+      if (c == '\r' || c == '\n') return Error("line break in quoted string");
+      if (c == '\\') {
+        ++pos_;
+        if (AtEnd()) break;
+        c = Peek();
+      }
+      out.push_back(c);
+      ++pos_;
+    }
+    return Error("unterminated quoted string");
+  }
+
+  // "{N}" or "{N+}", CRLF (a bare LF is tolerated), then N raw bytes.
+  Result<std::string> ParseLiteral() {
+    ++pos_;  // '{'
+    size_t start = pos_;
+    while (!AtEnd() && Peek() >= '0' && Peek() <= '9') ++pos_;
+    uint64_t n = 0;
+    auto [p, ec] = std::from_chars(text_.data() + start, text_.data() + pos_, n);
+    if (pos_ == start || ec != std::errc() || n > kMaxLiteral) {
+      return Error("bad literal length");
+    }
+    if (!AtEnd() && Peek() == '+') ++pos_;
+    if (AtEnd() || Peek() != '}') return Error("bad literal header");
+    ++pos_;
+    if (!AtEnd() && Peek() == '\r') ++pos_;
+    if (AtEnd() || Peek() != '\n') return Error("literal header not followed by newline");
+    ++pos_;
+    if (text_.size() - pos_ < n) return Error("truncated literal");
+    std::string out(text_.substr(pos_, n));
+    pos_ += n;
+    return out;
+  }
+
+  std::string_view text_;
+  size_t base_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+Result<Dlist> ParseDlistAt(std::string_view text, size_t base) {
+  return DlistParser(text, base).ParseAll();
+}
+
+}  // namespace internal
+
+Result<Dlist> ParseDlist(std::string_view text) { return internal::ParseDlistAt(text, 0); }
+
+}  // namespace cyrsync::cyrus

@@ -1,0 +1,130 @@
+#include "cyrus/dlist.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace cyrsync::cyrus {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(DlistTest, ParsesAtom) {
+  auto r = ParseDlist("hello");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->kind, Dlist::Kind::kAtom);
+  EXPECT_EQ(r->str, "hello");
+}
+
+TEST(DlistTest, NilAndQuotedNil) {
+  auto nil = ParseDlist("NIL");
+  ASSERT_TRUE(nil.ok());
+  EXPECT_EQ(nil->kind, Dlist::Kind::kNil);
+  auto quoted = ParseDlist("\"NIL\"");
+  ASSERT_TRUE(quoted.ok());
+  EXPECT_EQ(quoted->kind, Dlist::Kind::kAtom);
+  EXPECT_EQ(quoted->str, "NIL");
+}
+
+TEST(DlistTest, QuotedStringWithEscapesAndEmpty) {
+  auto r = ParseDlist(R"(("a b" "" "x\"y\\z"))");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->items.size(), 3u);
+  EXPECT_EQ(r->items[0].str, "a b");
+  EXPECT_EQ(r->items[1].kind, Dlist::Kind::kAtom);
+  EXPECT_EQ(r->items[1].str, "");
+  EXPECT_EQ(r->items[2].str, "x\"y\\z");
+}
+
+TEST(DlistTest, Literal) {
+  std::string text = "(a {5}\r\nb\r\ncd {3+}\r\n)(( z)";
+  auto r = ParseDlist(text);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->items.size(), 4u);
+  EXPECT_EQ(r->items[1].str, "b\r\ncd");
+  EXPECT_EQ(r->items[2].str, ")((");
+  EXPECT_EQ(r->items[3].str, "z");
+}
+
+TEST(DlistTest, MailboxesDbStyleKvList) {
+  std::string text =
+      "%(T e I 7a3c1f00-1111-2222-3333-444455556666 P default V 1700000000 "
+      "A %(anyone lrs fred lrswipkxtecdan) H (%(N user\x1f"
+      "old M 5)))";
+  auto r = ParseDlist(text);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->kind, Dlist::Kind::kKvList);
+  EXPECT_EQ(r->GetString("T"), "e");
+  EXPECT_EQ(r->GetString("P"), "default");
+  EXPECT_EQ(r->GetString("V"), "1700000000");
+  EXPECT_EQ(r->GetString("missing", "dflt"), "dflt");
+  EXPECT_EQ(r->GetString("A", "notatom"), "notatom");
+  const Dlist* acl = r->Find("A");
+  ASSERT_NE(acl, nullptr);
+  ASSERT_EQ(acl->kv.size(), 2u);
+  EXPECT_EQ(acl->kv[1].first, "fred");
+  EXPECT_EQ(acl->kv[1].second.str, "lrswipkxtecdan");
+  const Dlist* h = r->Find("H");
+  ASSERT_NE(h, nullptr);
+  ASSERT_EQ(h->items.size(), 1u);
+  EXPECT_EQ(h->items[0].GetString("N"),
+            "user\x1f"
+            "old");
+  EXPECT_EQ(r->Find("nope"), nullptr);
+}
+
+TEST(DlistTest, EmptyContainersAndTrailingWhitespace) {
+  auto r = ParseDlist("%(U () A %()) \r\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->Find("U")->kind, Dlist::Kind::kList);
+  EXPECT_TRUE(r->Find("U")->items.empty());
+  EXPECT_EQ(r->Find("A")->kind, Dlist::Kind::kKvList);
+}
+
+TEST(DlistTest, NilInsideList) {
+  auto r = ParseDlist("(a NIL b)");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->items.size(), 3u);
+  EXPECT_EQ(r->items[1].kind, Dlist::Kind::kNil);
+}
+
+struct BadCase {
+  const char* text;
+  const char* offset;
+};
+
+TEST(DlistTest, MalformedInputNamesOffset) {
+  const BadCase cases[] = {
+      {"", "offset 0"},
+      {"(a b", "offset 4"},
+      {"%(a)", "offset 3"},
+      {"%(a b", "offset 5"},
+      {"a b", "offset 2"},
+      {"\"abc", "offset 4"},
+      {"\"a\nb\"", "offset 2"},
+      {"{10}\r\nabc", "offset 6"},
+      {"{x}\r\n", "offset 1"},
+      {"{99999999999999999999}\r\n", "offset 21"},
+      {"%{p g 3}\r\nabc", "offset 0"},
+      {")", "offset 0"},
+      {"%((a) b)", "offset 2"},
+  };
+  for (const auto& c : cases) {
+    auto r = ParseDlist(c.text);
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_EQ(r.error().code(), Code::kCorruption) << c.text;
+    EXPECT_THAT(r.error().message(), HasSubstr(c.offset))
+        << c.text << " -> " << r.error().message();
+  }
+}
+
+TEST(DlistTest, DeepNestingIsRejectedNotCrashing) {
+  std::string text(100000, '(');
+  auto r = ParseDlist(text);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message(), HasSubstr("nesting too deep"));
+}
+
+}  // namespace
+}  // namespace cyrsync::cyrus

@@ -1,0 +1,323 @@
+#include "protocol/messages.h"
+
+#include "protocol/frame.h"
+
+namespace cyrsync::protocol {
+namespace {
+
+constexpr size_t kMaxList = 1 << 20;
+
+void Put(PayloadWriter& w, const WirePath& p) {
+  w.PutString(p.root);
+  w.PutString(p.rel);
+}
+void Put(PayloadWriter& w, const StatTuple& s) {
+  w.PutU64(s.size);
+  w.PutI64(s.mtime_ns);
+  w.PutI64(s.ctime_ns);
+  w.PutU64(s.ino);
+}
+Result<WirePath> GetPath(PayloadReader& r) {
+  WirePath p;
+  ASSIGN_OR_RETURN(p.root, r.String(256));
+  ASSIGN_OR_RETURN(p.rel, r.String(4096));
+  return p;
+}
+Result<StatTuple> GetStat(PayloadReader& r) {
+  StatTuple s;
+  ASSIGN_OR_RETURN(s.size, r.U64());
+  ASSIGN_OR_RETURN(s.mtime_ns, r.I64());
+  ASSIGN_OR_RETURN(s.ctime_ns, r.I64());
+  ASSIGN_OR_RETURN(s.ino, r.U64());
+  return s;
+}
+Result<bool> GetBool(PayloadReader& r) {
+  ASSIGN_OR_RETURN(uint8_t v, r.U8());
+  if (v > 1) return CorruptionError("boolean field out of range: " + std::to_string(v));
+  return v == 1;
+}
+Result<uint32_t> GetCount(PayloadReader& r) {
+  ASSIGN_OR_RETURN(uint32_t n, r.U32());
+  if (n > kMaxList) return CorruptionError("list length too large: " + std::to_string(n));
+  return n;
+}
+
+void Put(PayloadWriter& w, const ManifestEntry& e) {
+  Put(w, e.path);
+  w.PutString(e.owner);
+  w.PutString(e.folder_key);
+  w.PutU8(static_cast<uint8_t>(e.kind));
+  Put(w, e.source);
+  w.PutU8(e.unsettled);
+  w.PutU32(e.index_minor);
+}
+Result<ManifestEntry> GetEntry(PayloadReader& r) {
+  ManifestEntry e;
+  ASSIGN_OR_RETURN(e.path, GetPath(r));
+  ASSIGN_OR_RETURN(e.owner, r.String(1024));
+  ASSIGN_OR_RETURN(e.folder_key, r.String(1024));
+  ASSIGN_OR_RETURN(uint8_t kind, r.U8());
+  if (kind > 2) return CorruptionError("manifest entry kind out of range");
+  e.kind = static_cast<EntryKind>(kind);
+  ASSIGN_OR_RETURN(e.source, GetStat(r));
+  ASSIGN_OR_RETURN(e.unsettled, GetBool(r));
+  ASSIGN_OR_RETURN(e.index_minor, r.U32());
+  return e;
+}
+
+}  // namespace
+
+std::string Encode(const Hello& m) {
+  PayloadWriter w;
+  w.PutString(m.magic);
+  w.PutU32(m.version);
+  w.PutString(m.mode);
+  return w.Take();
+}
+Result<Hello> DecodeHello(std::string_view p) {
+  PayloadReader r(p);
+  Hello m;
+  ASSIGN_OR_RETURN(m.magic, r.String(64));
+  ASSIGN_OR_RETURN(m.version, r.U32());
+  ASSIGN_OR_RETURN(m.mode, r.String(64));
+  RETURN_IF_ERROR(r.ExpectEnd());
+  if (m.magic != kMagic) return CorruptionError("bad protocol magic");
+  return m;
+}
+
+std::string Encode(const HelloOk& m) {
+  PayloadWriter w;
+  w.PutU32(m.version);
+  w.PutString(m.instance_id);
+  w.PutU8(m.cyrus_running);
+  return w.Take();
+}
+Result<HelloOk> DecodeHelloOk(std::string_view p) {
+  PayloadReader r(p);
+  HelloOk m;
+  ASSIGN_OR_RETURN(m.version, r.U32());
+  ASSIGN_OR_RETURN(m.instance_id, r.String(256));
+  ASSIGN_OR_RETURN(m.cyrus_running, GetBool(r));
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+
+std::string Encode(const FolderBegin& m) {
+  PayloadWriter w;
+  w.PutString(m.folder_key);
+  w.PutString(m.owner);
+  w.PutString(m.intname);
+  Put(w, m.data_dir);
+  Put(w, m.archive_dir);
+  w.PutU8(m.full);
+  w.PutU8(m.unsettled);
+  w.PutU32(static_cast<uint32_t>(m.files.size()));
+  for (const auto& f : m.files) {
+    Put(w, f.path);
+    Put(w, f.source);
+  }
+  return w.Take();
+}
+Result<FolderBegin> DecodeFolderBegin(std::string_view p) {
+  PayloadReader r(p);
+  FolderBegin m;
+  ASSIGN_OR_RETURN(m.folder_key, r.String(1024));
+  ASSIGN_OR_RETURN(m.owner, r.String(1024));
+  ASSIGN_OR_RETURN(m.intname, r.String(4096));
+  ASSIGN_OR_RETURN(m.data_dir, GetPath(r));
+  ASSIGN_OR_RETURN(m.archive_dir, GetPath(r));
+  ASSIGN_OR_RETURN(m.full, GetBool(r));
+  ASSIGN_OR_RETURN(m.unsettled, GetBool(r));
+  ASSIGN_OR_RETURN(uint32_t n, GetCount(r));
+  if (n > 16) return CorruptionError("folder lists too many metadata files");
+  for (uint32_t i = 0; i < n; ++i) {
+    FolderFile f;
+    ASSIGN_OR_RETURN(f.path, GetPath(r));
+    ASSIGN_OR_RETURN(f.source, GetStat(r));
+    m.files.push_back(std::move(f));
+  }
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+
+std::string Encode(const MessagePut& m) {
+  PayloadWriter w;
+  w.PutU32(m.uid);
+  w.PutU8(m.archived);
+  w.PutU64(m.size);
+  return w.Take();
+}
+Result<MessagePut> DecodeMessagePut(std::string_view p) {
+  PayloadReader r(p);
+  MessagePut m;
+  ASSIGN_OR_RETURN(m.uid, r.U32());
+  ASSIGN_OR_RETURN(m.archived, GetBool(r));
+  ASSIGN_OR_RETURN(m.size, r.U64());
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+
+std::string Encode(const FolderDelete& m) {
+  PayloadWriter w;
+  w.PutString(m.folder_key);
+  w.PutU8(m.force);
+  return w.Take();
+}
+Result<FolderDelete> DecodeFolderDelete(std::string_view p) {
+  PayloadReader r(p);
+  FolderDelete m;
+  ASSIGN_OR_RETURN(m.folder_key, r.String(1024));
+  ASSIGN_OR_RETURN(m.force, GetBool(r));
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+
+std::string Encode(const FilePut& m) {
+  PayloadWriter w;
+  Put(w, m.path);
+  w.PutString(m.owner);
+  w.PutU8(static_cast<uint8_t>(m.kind));
+  Put(w, m.source);
+  w.PutU8(m.unsettled);
+  if (m.kind == EntryKind::kSymlink) {
+    w.PutString(m.target);
+  } else {
+    w.PutU64(m.size);
+  }
+  return w.Take();
+}
+Result<FilePut> DecodeFilePut(std::string_view p) {
+  PayloadReader r(p);
+  FilePut m;
+  ASSIGN_OR_RETURN(m.path, GetPath(r));
+  ASSIGN_OR_RETURN(m.owner, r.String(1024));
+  ASSIGN_OR_RETURN(uint8_t kind, r.U8());
+  if (kind != 1 && kind != 2) return CorruptionError("file kind out of range");
+  m.kind = static_cast<EntryKind>(kind);
+  ASSIGN_OR_RETURN(m.source, GetStat(r));
+  ASSIGN_OR_RETURN(m.unsettled, GetBool(r));
+  if (m.kind == EntryKind::kSymlink) {
+    ASSIGN_OR_RETURN(m.target, r.String(4096));
+  } else {
+    ASSIGN_OR_RETURN(m.size, r.U64());
+  }
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+
+std::string Encode(const ErrorMsg& m) {
+  PayloadWriter w;
+  w.PutU32(m.code);
+  w.PutString(m.message);
+  return w.Take();
+}
+Result<ErrorMsg> DecodeError(std::string_view p) {
+  PayloadReader r(p);
+  ErrorMsg m;
+  ASSIGN_OR_RETURN(m.code, r.U32());
+  ASSIGN_OR_RETURN(m.message, r.String(1 << 16));
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+
+std::string EncodeManifestChunk(const std::vector<ManifestEntry>& entries) {
+  PayloadWriter w;
+  w.PutU32(static_cast<uint32_t>(entries.size()));
+  for (const auto& e : entries) Put(w, e);
+  return w.Take();
+}
+Result<std::vector<ManifestEntry>> DecodeManifestChunk(std::string_view p) {
+  PayloadReader r(p);
+  ASSIGN_OR_RETURN(uint32_t n, GetCount(r));
+  std::vector<ManifestEntry> out;
+  for (uint32_t i = 0; i < n; ++i) {
+    ASSIGN_OR_RETURN(auto e, GetEntry(r));
+    out.push_back(std::move(e));
+  }
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return out;
+}
+
+std::string EncodeNeed(const std::vector<NeedItem>& items) {
+  PayloadWriter w;
+  w.PutU32(static_cast<uint32_t>(items.size()));
+  for (const auto& i : items) {
+    w.PutU32(i.uid);
+    w.PutU8(i.archived);
+  }
+  return w.Take();
+}
+Result<std::vector<NeedItem>> DecodeNeed(std::string_view p) {
+  PayloadReader r(p);
+  ASSIGN_OR_RETURN(uint32_t n, GetCount(r));
+  std::vector<NeedItem> out;
+  out.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    NeedItem it;
+    ASSIGN_OR_RETURN(it.uid, r.U32());
+    ASSIGN_OR_RETURN(it.archived, GetBool(r));
+    out.push_back(it);
+  }
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return out;
+}
+
+std::string EncodeU32(uint32_t v) {
+  PayloadWriter w;
+  w.PutU32(v);
+  return w.Take();
+}
+std::string EncodeU64(uint64_t v) {
+  PayloadWriter w;
+  w.PutU64(v);
+  return w.Take();
+}
+std::string EncodeString(std::string_view s) {
+  PayloadWriter w;
+  w.PutString(s);
+  return w.Take();
+}
+std::string EncodePath(const WirePath& p) {
+  PayloadWriter w;
+  Put(w, p);
+  return w.Take();
+}
+Result<uint32_t> DecodeU32(std::string_view p) {
+  PayloadReader r(p);
+  ASSIGN_OR_RETURN(uint32_t v, r.U32());
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return v;
+}
+Result<uint64_t> DecodeU64(std::string_view p) {
+  PayloadReader r(p);
+  ASSIGN_OR_RETURN(uint64_t v, r.U64());
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return v;
+}
+Result<std::string> DecodeString(std::string_view p) {
+  PayloadReader r(p);
+  ASSIGN_OR_RETURN(std::string v, r.String(1 << 16));
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return v;
+}
+Result<WirePath> DecodePath(std::string_view p) {
+  PayloadReader r(p);
+  ASSIGN_OR_RETURN(auto v, GetPath(r));
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return v;
+}
+
+std::string EncodeStatus(const Status& s) {
+  return Encode(ErrorMsg{static_cast<uint32_t>(s.code()), s.message()});
+}
+Status StatusFromError(std::string_view payload) {
+  auto e = DecodeError(payload);
+  if (!e.ok()) return e.error().WithContext("undecodable ERROR frame");
+  Code code = e->code <= static_cast<uint32_t>(Code::kFailedPrecondition)
+                  ? static_cast<Code>(e->code)
+                  : Code::kInternal;
+  if (code == Code::kOk) code = Code::kInternal;
+  return Status(code, "peer: " + e->message);
+}
+
+}  // namespace cyrsync::protocol

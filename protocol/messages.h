@@ -1,0 +1,157 @@
+// Message types and payload codecs of the cyrsync wire protocol v1 (doc/formats/protocol.md).
+// Sans-I/O: Encode* return payload bytes, Decode* parse untrusted payloads (bounds-checked,
+// trailing bytes rejected). Paths are not validated here; the receiver does that.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cyrsync::protocol {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr std::string_view kMagic = "CYRSYNC";
+inline constexpr size_t kDataChunk = 1 << 20;
+
+enum MsgType : uint16_t {
+  kHello = 1,
+  kHelloOk = 2,
+  kGetManifest = 10,
+  kManifestChunk = 11,
+  kManifestEnd = 12,
+  kFolderBegin = 20,
+  kFolderNeed = 21,
+  kMessagePut = 22,
+  kMessageMissing = 23,
+  kFolderCommit = 24,
+  kFolderDelete = 25,
+  kFilePut = 30,
+  kFileRemove = 31,
+  kData = 40,
+  kDataEnd = 41,
+  kOk = 50,
+  kError = 255,
+};
+
+struct WirePath {
+  std::string root;
+  std::string rel;
+  bool operator==(const WirePath&) const = default;
+  bool operator<(const WirePath& o) const { return root != o.root ? root < o.root : rel < o.rel; }
+};
+
+struct StatTuple {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t ino = 0;
+  bool operator==(const StatTuple&) const = default;
+};
+
+struct Hello {
+  std::string magic = std::string(kMagic);
+  uint32_t version = kProtocolVersion;
+  std::string mode = "sync";
+};
+
+struct HelloOk {
+  uint32_t version = kProtocolVersion;
+  std::string instance_id;
+  bool cyrus_running = false;
+};
+
+enum class EntryKind : uint8_t { kMeta = 0, kFile = 1, kSymlink = 2 };
+
+struct ManifestEntry {
+  WirePath path;
+  std::string owner;
+  std::string folder_key;
+  EntryKind kind = EntryKind::kFile;
+  StatTuple source;
+  bool unsettled = false;
+  uint32_t index_minor = 0;
+};
+
+struct FolderFile {
+  WirePath path;
+  StatTuple source;
+};
+
+struct FolderBegin {
+  std::string folder_key;
+  std::string owner;
+  std::string intname;
+  WirePath data_dir;
+  WirePath archive_dir;
+  bool full = false;
+  bool unsettled = false;
+  std::vector<FolderFile> files;  // bodies follow as DATA* DATA_END each
+};
+
+struct NeedItem {
+  uint32_t uid = 0;
+  bool archived = false;
+};
+
+struct MessagePut {
+  uint32_t uid = 0;
+  bool archived = false;
+  uint64_t size = 0;
+};
+
+struct FolderDelete {
+  std::string folder_key;
+  bool force = false;
+};
+
+struct FilePut {
+  WirePath path;
+  std::string owner;
+  EntryKind kind = EntryKind::kFile;
+  StatTuple source;
+  bool unsettled = false;
+  uint64_t size = 0;       // kFile
+  std::string target;      // kSymlink
+};
+
+struct ErrorMsg {
+  uint32_t code = 0;
+  std::string message;
+};
+
+std::string Encode(const Hello& m);
+std::string Encode(const HelloOk& m);
+std::string Encode(const FolderBegin& m);
+std::string Encode(const MessagePut& m);
+std::string Encode(const FolderDelete& m);
+std::string Encode(const FilePut& m);
+std::string Encode(const ErrorMsg& m);
+std::string EncodeManifestChunk(const std::vector<ManifestEntry>& entries);
+std::string EncodeNeed(const std::vector<NeedItem>& items);
+std::string EncodeU32(uint32_t v);
+std::string EncodeU64(uint64_t v);
+std::string EncodeString(std::string_view s);
+std::string EncodePath(const WirePath& p);
+
+Result<Hello> DecodeHello(std::string_view p);
+Result<HelloOk> DecodeHelloOk(std::string_view p);
+Result<FolderBegin> DecodeFolderBegin(std::string_view p);
+Result<MessagePut> DecodeMessagePut(std::string_view p);
+Result<FolderDelete> DecodeFolderDelete(std::string_view p);
+Result<FilePut> DecodeFilePut(std::string_view p);
+Result<ErrorMsg> DecodeError(std::string_view p);
+Result<std::vector<ManifestEntry>> DecodeManifestChunk(std::string_view p);
+Result<std::vector<NeedItem>> DecodeNeed(std::string_view p);
+Result<uint32_t> DecodeU32(std::string_view p);
+Result<uint64_t> DecodeU64(std::string_view p);
+Result<std::string> DecodeString(std::string_view p);
+Result<WirePath> DecodePath(std::string_view p);
+
+// Error frame payload from a Status, and back.
+std::string EncodeStatus(const Status& s);
+Status StatusFromError(std::string_view payload);
+
+}  // namespace cyrsync::protocol

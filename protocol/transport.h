@@ -1,0 +1,52 @@
+// Transport: a bidirectional, ordered stream of frames. The TLS Channel is the production
+// implementation; MakePipePair gives two connected in-process ends for tests. One thread uses a
+// given end at a time; the two ends of a pipe may be used from two threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/env.h"
+#include "common/status.h"
+#include "protocol/frame.h"
+
+namespace cyrsync::protocol {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual Status Send(uint16_t type, std::string_view payload) = 0;
+  // kUnavailable when the peer closed; kCorruption on a protocol violation.
+  virtual Result<Frame> Receive() = 0;
+  virtual void Close() = 0;
+};
+
+// Two connected ends; frames sent on one are received on the other. Closing either end makes
+// the other's Receive return kUnavailable once the queue is drained.
+std::pair<std::unique_ptr<Transport>, std::unique_ptr<Transport>> MakePipePair();
+
+// Receives one frame; an ERROR frame becomes its Status, any type other than `type` is a
+// kCorruption protocol error.
+Result<Frame> ReceiveExpect(Transport& t, uint16_t type);
+Status ExpectOk(Transport& t);
+// Sends an ERROR frame carrying status.
+void SendError(Transport& t, const Status& status);
+
+// Streams data as DATA frames of at most kDataChunk bytes, then DATA_END with its SHA-1.
+Status SendBody(Transport& t, std::string_view data);
+// Streams a file from offset 0 to its end the same way; returns the byte count sent.
+Result<uint64_t> SendFileBody(Transport& t, ReadableFile& file);
+
+// Receives DATA* DATA_END; every chunk goes to sink. Fails with kCorruption when more than
+// max_size bytes arrive or the SHA-1 in DATA_END does not match.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  virtual Status Write(std::string_view chunk) = 0;
+};
+Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size);
+Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size);
+
+}  // namespace cyrsync::protocol

@@ -1,0 +1,361 @@
+// FOLDER_BEGIN / FOLDER_DELETE: installs one mailbox's metadata set and the message files its
+// new index names, or removes a mailbox that is gone on the source.
+#include <map>
+#include <set>
+
+#include "common/bytes.h"
+#include "cyrus/index.h"
+#include "cyrus/paths.h"
+#include "replica/session.h"
+
+namespace cyrsync::replica {
+namespace {
+
+using protocol::Frame;
+using protocol::Transport;
+using protocol::WirePath;
+using Loc = std::pair<uint32_t, bool>;  // uid, archived
+
+// Tees a body into a staged file and, for cyrus.index/cyrus.expunge, into memory.
+class TeeSink final : public protocol::BodySink {
+ public:
+  TeeSink(FileSink* file, std::string* copy) : file_(file), copy_(copy) {}
+  Status Write(std::string_view chunk) override {
+    if (copy_) copy_->append(chunk);
+    return file_->Write(chunk);
+  }
+
+ private:
+  FileSink* file_;
+  std::string* copy_;
+};
+
+struct MetaIn {
+  protocol::FolderFile file;
+  StagedFile staged;
+};
+
+struct Incoming {
+  protocol::FolderBegin fb;
+  std::string data_abs, archive_abs;
+  std::vector<MetaIn> meta;
+  std::string index_bytes, expunge_bytes;
+  std::map<Loc, std::string> live;  // -> GUID hex
+  std::set<Loc> present;
+  std::vector<protocol::NeedItem> need;
+  bool missing_any = false;
+  bool moved = false;
+  std::optional<FolderRow> old_row;
+  std::vector<StoredEntry> old_entries;
+};
+
+Status ReceiveMeta(Transport& t, Store& s, Incoming& in) {
+  for (const auto& f : in.fb.files) {
+    std::string name = Basename(f.path.rel);
+    if (!cyrus::IsMetaFileName(name)) {
+      return InvalidArgumentError("folder file is not cyrus.* metadata: " + f.path.rel);
+    }
+    ASSIGN_OR_RETURN(std::string final_abs, s.Resolve(f.path));
+    ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(f.path));
+    ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
+    FileSink sink(std::move(wf));
+    std::string* copy = name == "cyrus.index"     ? &in.index_bytes
+                        : name == "cyrus.expunge" ? &in.expunge_bytes
+                                                  : nullptr;
+    TeeSink tee(&sink, copy);
+    RETURN_IF_ERROR(protocol::ReceiveBody(t, tee, s.options().max_file_size).status());
+    RETURN_IF_ERROR(sink.Finish());
+    if (s.options().owner.set) {
+      RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));
+    }
+    RETURN_IF_ERROR(s.env()->SetMtime(staged, f.source.mtime_ns));
+    in.meta.push_back({f, {staged, final_abs}});
+  }
+  return Status::Ok();
+}
+
+Status AddLive(std::string_view bytes, const std::string& what, std::map<Loc, std::string>* live) {
+  if (bytes.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(auto idx, cyrus::ParseIndex(bytes, what));
+  for (const auto& r : idx.records) {
+    if (r.HasFile()) (*live)[{r.uid, r.Archived()}] = r.GuidHex();
+  }
+  return Status::Ok();
+}
+
+const StoredEntry* FindEntry(const std::vector<StoredEntry>& v, std::string_view name) {
+  for (const auto& e : v) {
+    if (Basename(e.entry.path.rel) == name) return &e;
+  }
+  return nullptr;
+}
+
+Status ListMessages(Env* env, const std::string& dir, bool archived, std::set<Loc>* out) {
+  auto ls = env->ListDir(dir);
+  if (!ls.ok()) return ls.error().code() == Code::kNotFound ? Status::Ok() : ls.error();
+  for (const auto& e : *ls) {
+    if (e.type == EntryType::kFile && cyrus::IsMessageFileName(e.name)) {
+      out->insert({static_cast<uint32_t>(std::stoul(e.name)), archived});
+    }
+  }
+  return Status::Ok();
+}
+
+// What the replica already holds: the live set of its installed index when that index is still
+// exactly what was installed (and the folder did not move), else a readdir of its directories.
+Status FindPresent(Store& s, Incoming& in) {
+  const StoredEntry* old_index = FindEntry(in.old_entries, "cyrus.index");
+  bool trusted = !in.fb.full && !in.moved && old_index && s.StillInstalled(*old_index);
+  if (trusted) {
+    ASSIGN_OR_RETURN(std::string abs, s.Resolve(old_index->entry.path));
+    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(s.env(), abs));
+    std::map<Loc, std::string> old_live;
+    if (AddLive(bytes, abs, &old_live).ok()) {
+      const StoredEntry* old_exp = FindEntry(in.old_entries, "cyrus.expunge");
+      if (old_exp && s.StillInstalled(*old_exp)) {
+        auto eabs = s.Resolve(old_exp->entry.path);
+        auto ebytes = eabs.ok() ? ReadFileToString(s.env(), *eabs) : Result<std::string>("");
+        if (ebytes.ok()) (void)AddLive(*ebytes, *eabs, &old_live);
+      }
+      for (const auto& [loc, guid] : old_live) in.present.insert(loc);
+      return Status::Ok();
+    }
+  }
+  RETURN_IF_ERROR(ListMessages(s.env(), in.data_abs, false, &in.present));
+  if (in.archive_abs != in.data_abs) {
+    RETURN_IF_ERROR(ListMessages(s.env(), in.archive_abs, true, &in.present));
+  } else {
+    std::set<Loc> archived;
+    for (const auto& [uid, a] : in.present) archived.insert({uid, true});
+    in.present.insert(archived.begin(), archived.end());
+  }
+  return Status::Ok();
+}
+
+std::string MessagePath(const Incoming& in, uint32_t uid, bool archived) {
+  return JoinPath(archived ? in.archive_abs : in.data_abs, std::to_string(uid) + ".");
+}
+
+// A folder that moved (a rename in the by-name layout) keeps its message files: link them from
+// the old directory instead of asking the source for them again.
+void LinkFromOldLocation(Store& s, Incoming& in) {
+  if (!in.moved || !in.old_row) return;
+  auto old_data = s.Resolve(in.old_row->data_dir);
+  auto old_arch = s.Resolve(in.old_row->archive_dir);
+  if (!old_data.ok() || !old_arch.ok()) return;
+  std::vector<protocol::NeedItem> still;
+  for (const auto& n : in.need) {
+    std::string from = JoinPath(n.archived ? *old_arch : *old_data, std::to_string(n.uid) + ".");
+    if (!s.env()->Link(from, MessagePath(in, n.uid, n.archived)).ok()) still.push_back(n);
+  }
+  in.need = std::move(still);
+}
+
+Status ComputeNeed(Store& s, Incoming& in) {
+  if (in.meta.empty()) {
+    // Check only: the installed index is the source's current one.
+    const StoredEntry* idx = FindEntry(in.old_entries, "cyrus.index");
+    if (!idx || !s.StillInstalled(*idx)) {
+      return NotFoundError("folder " + in.fb.folder_key + " has no installed index to check");
+    }
+    ASSIGN_OR_RETURN(std::string abs, s.Resolve(idx->entry.path));
+    ASSIGN_OR_RETURN(in.index_bytes, ReadFileToString(s.env(), abs));
+  }
+  RETURN_IF_ERROR(AddLive(in.index_bytes, in.fb.intname + " cyrus.index", &in.live));
+  RETURN_IF_ERROR(AddLive(in.expunge_bytes, in.fb.intname + " cyrus.expunge", &in.live));
+  RETURN_IF_ERROR(FindPresent(s, in));
+  for (const auto& [loc, guid] : in.live) {
+    if (!in.present.count(loc)) in.need.push_back({loc.first, loc.second});
+  }
+  RETURN_IF_ERROR(s.EnsureDir(in.data_abs));
+  if (in.archive_abs != in.data_abs) RETURN_IF_ERROR(s.EnsureDir(in.archive_abs));
+  LinkFromOldLocation(s, in);
+  return Status::Ok();
+}
+
+Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
+                      const std::set<Loc>& wanted) {
+  ASSIGN_OR_RETURN(auto mp, protocol::DecodeMessagePut(f.payload));
+  Loc loc{mp.uid, mp.archived};
+  if (!wanted.count(loc)) {
+    return CorruptionError("protocol error: message " + std::to_string(mp.uid) + " not requested");
+  }
+  WirePath dir = mp.archived ? in.fb.archive_dir : in.fb.data_dir;
+  ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(dir));
+  ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
+  FileSink sink(std::move(wf));
+  RETURN_IF_ERROR(protocol::ReceiveBody(t, sink, s.options().max_file_size).status());
+  RETURN_IF_ERROR(sink.Finish());
+  if (s.options().owner.set) {
+    RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));
+  }
+  std::string guid = in.live[loc];
+  if (guid != std::string(40, '0') && sink.Sha1HexDigest() != guid) {
+    s.log().warn("message content does not match its GUID mailbox={} uid={}", in.fb.intname,
+                 mp.uid);
+  }
+  // A message file the index does not name yet is a harmless stray to Cyrus.
+  return s.env()->Rename(staged, MessagePath(in, mp.uid, mp.archived));
+}
+
+Status ReceiveMessages(Transport& t, Store& s, Incoming& in) {
+  std::set<Loc> wanted;
+  for (const auto& n : in.need) wanted.insert({n.uid, n.archived});
+  while (true) {
+    ASSIGN_OR_RETURN(Frame f, t.Receive());
+    if (f.type == protocol::kFolderCommit) return Status::Ok();
+    if (f.type == protocol::kMessagePut) {
+      RETURN_IF_ERROR(ReceiveMessage(t, s, in, f, wanted));
+    } else if (f.type == protocol::kMessageMissing) {
+      in.missing_any = true;
+    } else {
+      return CorruptionError("protocol error: unexpected type " + std::to_string(f.type) +
+                             " inside a folder");
+    }
+  }
+}
+
+void RemoveQuietly(Env* env, const std::string& path) {
+  Status st = env->Remove(path);
+  (void)st;  // absent already is fine: removal is idempotent
+}
+
+// Removes message files of a directory that the new set does not keep, plus stale metadata.
+void RemoveOldLocation(Store& s, const Incoming& in) {
+  if (!in.moved || !in.old_row) return;
+  for (const auto& e : in.old_entries) {
+    auto abs = s.Resolve(e.entry.path);
+    if (abs.ok()) RemoveQuietly(s.env(), *abs);
+  }
+  for (const auto& dir : {in.old_row->data_dir, in.old_row->archive_dir}) {
+    auto abs = s.Resolve(dir);
+    if (!abs.ok()) continue;
+    std::set<Loc> files;
+    (void)ListMessages(s.env(), *abs, false, &files);
+    for (const auto& [uid, a] : files) RemoveQuietly(s.env(), JoinPath(*abs, std::to_string(uid) + "."));
+    (void)s.env()->RemoveDir(*abs);
+  }
+}
+
+Status CommitFolder(Store& s, Incoming& in) {
+  RETURN_IF_ERROR(s.CheckCyrusStopped());
+  RETURN_IF_ERROR(s.env()->SyncDir(in.data_abs));
+  if (in.archive_abs != in.data_abs) RETURN_IF_ERROR(s.env()->SyncDir(in.archive_abs));
+  std::vector<StagedFile> staged;
+  // cyrus.index goes last: it is what makes the new set current.
+  for (const auto& m : in.meta) {
+    if (Basename(m.file.path.rel) != "cyrus.index") staged.push_back(m.staged);
+  }
+  for (const auto& m : in.meta) {
+    if (Basename(m.file.path.rel) == "cyrus.index") staged.push_back(m.staged);
+  }
+  for (const auto& m : in.meta) RETURN_IF_ERROR(s.EnsureDir(Dirname(m.staged.final)));
+  RETURN_IF_ERROR(s.InstallTogether(staged));
+  return Status::Ok();
+}
+
+Status RecordFolder(Store& s, Incoming& in) {
+  if (in.meta.empty()) return Status::Ok();
+  std::vector<StoredEntry> ups;
+  std::set<WirePath> now;
+  for (const auto& m : in.meta) {
+    StoredEntry e;
+    e.entry.path = m.file.path;
+    e.entry.owner = in.fb.owner;
+    e.entry.folder_key = in.fb.folder_key;
+    e.entry.kind = protocol::EntryKind::kMeta;
+    e.entry.source = m.file.source;
+    e.entry.unsettled = in.fb.unsettled || in.missing_any;
+    if (Basename(m.file.path.rel) == "cyrus.index" && in.index_bytes.size() >= 12) {
+      e.entry.index_minor = LoadBE32(in.index_bytes, 8);
+    }
+    ASSIGN_OR_RETURN(e.local, s.LocalStat(m.staged.final));
+    now.insert(m.file.path);
+    ups.push_back(std::move(e));
+  }
+  std::vector<WirePath> removed;
+  for (const auto& e : in.old_entries) {
+    if (!now.count(e.entry.path)) {
+      removed.push_back(e.entry.path);
+      if (!in.moved) {
+        auto abs = s.Resolve(e.entry.path);
+        if (abs.ok()) RemoveQuietly(s.env(), *abs);
+      }
+    }
+  }
+  FolderRow row{in.fb.folder_key, in.fb.owner, in.fb.intname, in.fb.data_dir, in.fb.archive_dir};
+  return s.manifest().Apply(ups, removed, row);
+}
+
+void RemoveGoneMessages(Store& s, const Incoming& in) {
+  if (in.moved) return;
+  for (const auto& loc : in.present) {
+    if (!in.live.count(loc)) {
+      RemoveQuietly(s.env(), MessagePath(in, loc.first, loc.second));
+    }
+  }
+}
+
+}  // namespace
+
+Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
+  Incoming in;
+  ASSIGN_OR_RETURN(in.fb, protocol::DecodeFolderBegin(f.payload));
+  RETURN_IF_ERROR(s.CheckCyrusStopped());
+  ASSIGN_OR_RETURN(in.data_abs, s.Resolve(in.fb.data_dir));
+  ASSIGN_OR_RETURN(in.archive_abs, s.Resolve(in.fb.archive_dir));
+  ASSIGN_OR_RETURN(in.old_row, s.manifest().GetFolder(in.fb.folder_key));
+  ASSIGN_OR_RETURN(in.old_entries, s.manifest().FolderEntries(in.fb.folder_key));
+  // Another folder recorded at this directory is gone (deleted and re-created under the same
+  // name in the by-name layout): remove it first so none of its files pass for the new one's.
+  ASSIGN_OR_RETURN(auto occupant, s.manifest().FolderAtDir(in.fb.data_dir));
+  if (occupant && occupant->folder_key != in.fb.folder_key) {
+    RETURN_IF_ERROR(RemoveFolderFiles(s, occupant->folder_key));
+  }
+  in.moved = in.old_row && !(in.old_row->data_dir == in.fb.data_dir &&
+                             in.old_row->archive_dir == in.fb.archive_dir);
+  RETURN_IF_ERROR(ReceiveMeta(t, s, in));
+  RETURN_IF_ERROR(ComputeNeed(s, in));
+  RETURN_IF_ERROR(t.Send(protocol::kFolderNeed, protocol::EncodeNeed(in.need)));
+  RETURN_IF_ERROR(ReceiveMessages(t, s, in));
+  RETURN_IF_ERROR(CommitFolder(s, in));
+  RETURN_IF_ERROR(RecordFolder(s, in));
+  RemoveGoneMessages(s, in);
+  RemoveOldLocation(s, in);
+  s.log().debug("folder installed mailbox={} messages_received={} missing={}", in.fb.intname,
+                in.need.size(), in.missing_any);
+  return t.Send(protocol::kOk, "");
+}
+
+Status HandleFolderDelete(Transport& t, Store& s, const Frame& f) {
+  ASSIGN_OR_RETURN(auto del, protocol::DecodeFolderDelete(f.payload));
+  RETURN_IF_ERROR(s.CheckCyrusStopped());
+  RETURN_IF_ERROR(RemoveFolderFiles(s, del.folder_key));
+  return t.Send(protocol::kOk, "");
+}
+
+Status RemoveFolderFiles(Store& s, const std::string& folder_key) {
+  ASSIGN_OR_RETURN(auto row, s.manifest().GetFolder(folder_key));
+  ASSIGN_OR_RETURN(auto entries, s.manifest().FolderEntries(folder_key));
+  Incoming gone;
+  gone.moved = true;
+  gone.old_row = row;
+  gone.old_entries = entries;
+  if (!row) {
+    for (const auto& e : entries) {
+      auto abs = s.Resolve(e.entry.path);
+      if (abs.ok()) RemoveQuietly(s.env(), *abs);
+    }
+  }
+  RemoveOldLocation(s, gone);
+  for (const auto& e : entries) {
+    auto abs = s.Resolve(e.entry.path);
+    if (abs.ok()) (void)s.env()->RemoveDir(Dirname(*abs));
+  }
+  RETURN_IF_ERROR(s.manifest().RemoveFolder(folder_key));
+  s.log().info("folder removed folder_key={} mailbox={}", folder_key,
+               row ? row->intname : std::string("?"));
+  return Status::Ok();
+}
+
+}  // namespace cyrsync::replica

@@ -1,0 +1,241 @@
+#include "replica/manifest.h"
+
+#include <sqlite3.h>
+
+namespace cyrsync::replica {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
+CREATE TABLE IF NOT EXISTS entries(
+  root TEXT NOT NULL, rel TEXT NOT NULL, owner TEXT NOT NULL, folder_key TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  src_size INTEGER NOT NULL, src_mtime INTEGER NOT NULL, src_ctime INTEGER NOT NULL,
+  src_ino INTEGER NOT NULL, unsettled INTEGER NOT NULL, index_minor INTEGER NOT NULL,
+  loc_size INTEGER NOT NULL, loc_mtime INTEGER NOT NULL, loc_ctime INTEGER NOT NULL,
+  loc_ino INTEGER NOT NULL,
+  PRIMARY KEY(root, rel));
+CREATE INDEX IF NOT EXISTS entries_folder ON entries(folder_key);
+CREATE TABLE IF NOT EXISTS folders(
+  folder_key TEXT PRIMARY KEY, owner TEXT NOT NULL, intname TEXT NOT NULL,
+  data_root TEXT NOT NULL, data_rel TEXT NOT NULL,
+  archive_root TEXT NOT NULL, archive_rel TEXT NOT NULL);
+)sql";
+
+// A prepared statement that finalizes itself.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return s_; }
+  void Text(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void Int(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  std::string ColText(int i) {
+    auto* p = sqlite3_column_text(s_, i);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, i)) : "";
+  }
+  int64_t ColInt(int i) { return sqlite3_column_int64(s_, i); }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  int rc_;
+};
+
+Status DbError(sqlite3* db, const char* what) {
+  return IOError(std::string("manifest ") + what + ": " + sqlite3_errmsg(db));
+}
+
+constexpr const char* kSelectCols =
+    "SELECT root, rel, owner, folder_key, kind, src_size, src_mtime, src_ctime, src_ino, "
+    "unsettled, index_minor, loc_size, loc_mtime, loc_ctime, loc_ino FROM entries ";
+
+StoredEntry ReadRow(Stmt& s) {
+  StoredEntry e;
+  e.entry.path = {s.ColText(0), s.ColText(1)};
+  e.entry.owner = s.ColText(2);
+  e.entry.folder_key = s.ColText(3);
+  e.entry.kind = static_cast<protocol::EntryKind>(s.ColInt(4));
+  e.entry.source = {static_cast<uint64_t>(s.ColInt(5)), s.ColInt(6), s.ColInt(7),
+                    static_cast<uint64_t>(s.ColInt(8))};
+  e.entry.unsettled = s.ColInt(9) != 0;
+  e.entry.index_minor = static_cast<uint32_t>(s.ColInt(10));
+  e.local = {static_cast<uint64_t>(s.ColInt(11)), s.ColInt(12), s.ColInt(13),
+             static_cast<uint64_t>(s.ColInt(14))};
+  return e;
+}
+
+}  // namespace
+
+Manifest::~Manifest() { sqlite3_close(db_); }
+
+Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    Status s = IOError("open manifest " + path + ": " + sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return s;
+  }
+  std::unique_ptr<Manifest> m(new Manifest(db));
+  RETURN_IF_ERROR(m->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+  RETURN_IF_ERROR(m->Exec(kSchema));
+  return m;
+}
+
+Status Manifest::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    Status s = IOError(std::string("manifest: ") + (err ? err : "?"));
+    sqlite3_free(err);
+    return s;
+  }
+  return Status::Ok();
+}
+
+Status Manifest::UpsertLocked(const StoredEntry& se) {
+  Stmt s(db_,
+         "INSERT OR REPLACE INTO entries VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
+  if (!s.ok()) return DbError(db_, "prepare upsert");
+  const auto& e = se.entry;
+  s.Text(1, e.path.root);
+  s.Text(2, e.path.rel);
+  s.Text(3, e.owner);
+  s.Text(4, e.folder_key);
+  s.Int(5, static_cast<int64_t>(e.kind));
+  s.Int(6, static_cast<int64_t>(e.source.size));
+  s.Int(7, e.source.mtime_ns);
+  s.Int(8, e.source.ctime_ns);
+  s.Int(9, static_cast<int64_t>(e.source.ino));
+  s.Int(10, e.unsettled);
+  s.Int(11, e.index_minor);
+  s.Int(12, static_cast<int64_t>(se.local.size));
+  s.Int(13, se.local.mtime_ns);
+  s.Int(14, se.local.ctime_ns);
+  s.Int(15, static_cast<int64_t>(se.local.ino));
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "upsert");
+  return Status::Ok();
+}
+
+Status Manifest::RemoveLocked(const protocol::WirePath& p) {
+  Stmt s(db_, "DELETE FROM entries WHERE root=?1 AND rel=?2");
+  s.Text(1, p.root);
+  s.Text(2, p.rel);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "delete");
+  return Status::Ok();
+}
+
+Status Manifest::Apply(const std::vector<StoredEntry>& upserts,
+                       const std::vector<protocol::WirePath>& removed,
+                       const std::optional<FolderRow>& folder) {
+  std::lock_guard g(mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status st;
+  for (const auto& p : removed) {
+    if (st.ok()) st = RemoveLocked(p);
+  }
+  for (const auto& e : upserts) {
+    if (st.ok()) st = UpsertLocked(e);
+  }
+  if (st.ok() && folder) {
+    Stmt s(db_, "INSERT OR REPLACE INTO folders VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    s.Text(1, folder->folder_key);
+    s.Text(2, folder->owner);
+    s.Text(3, folder->intname);
+    s.Text(4, folder->data_dir.root);
+    s.Text(5, folder->data_dir.rel);
+    s.Text(6, folder->archive_dir.root);
+    s.Text(7, folder->archive_dir.rel);
+    if (sqlite3_step(s.get()) != SQLITE_DONE) st = DbError(db_, "folder upsert");
+  }
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  return Exec("COMMIT");
+}
+
+Status Manifest::RemoveFolder(const std::string& folder_key) {
+  std::lock_guard g(mu_);
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Stmt a(db_, "DELETE FROM entries WHERE folder_key=?1");
+  a.Text(1, folder_key);
+  Stmt b(db_, "DELETE FROM folders WHERE folder_key=?1");
+  b.Text(1, folder_key);
+  if (sqlite3_step(a.get()) != SQLITE_DONE || sqlite3_step(b.get()) != SQLITE_DONE) {
+    Status st = DbError(db_, "remove folder");
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  return Exec("COMMIT");
+}
+
+Status Manifest::Remove(const std::vector<protocol::WirePath>& paths) {
+  return Apply({}, paths, std::nullopt);
+}
+
+Result<std::optional<StoredEntry>> Manifest::Get(const protocol::WirePath& path) {
+  std::lock_guard g(mu_);
+  Stmt s(db_, (std::string(kSelectCols) + "WHERE root=?1 AND rel=?2").c_str());
+  s.Text(1, path.root);
+  s.Text(2, path.rel);
+  int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_ROW) return std::optional<StoredEntry>(ReadRow(s));
+  if (rc == SQLITE_DONE) return std::optional<StoredEntry>();
+  return DbError(db_, "get");
+}
+
+Result<std::optional<FolderRow>> Manifest::GetFolder(const std::string& folder_key) {
+  std::lock_guard g(mu_);
+  Stmt s(db_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel "
+              "FROM folders WHERE folder_key=?1");
+  s.Text(1, folder_key);
+  return ReadFolder(&s);
+}
+
+Result<std::optional<FolderRow>> Manifest::FolderAtDir(const protocol::WirePath& dir) {
+  std::lock_guard g(mu_);
+  Stmt s(db_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel "
+              "FROM folders WHERE data_root=?1 AND data_rel=?2");
+  s.Text(1, dir.root);
+  s.Text(2, dir.rel);
+  return ReadFolder(&s);
+}
+
+Result<std::optional<FolderRow>> Manifest::ReadFolder(void* stmt) {
+  Stmt& s = *static_cast<Stmt*>(stmt);
+  int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_DONE) return std::optional<FolderRow>();
+  if (rc != SQLITE_ROW) return DbError(db_, "get folder");
+  FolderRow f{s.ColText(0), s.ColText(1), s.ColText(2), {s.ColText(3), s.ColText(4)},
+              {s.ColText(5), s.ColText(6)}};
+  return std::optional<FolderRow>(std::move(f));
+}
+
+Result<std::vector<StoredEntry>> Manifest::FolderEntries(const std::string& folder_key) {
+  std::lock_guard g(mu_);
+  Stmt s(db_, (std::string(kSelectCols) + "WHERE folder_key=?1").c_str());
+  s.Text(1, folder_key);
+  std::vector<StoredEntry> out;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(ReadRow(s));
+  if (rc != SQLITE_DONE) return DbError(db_, "folder entries");
+  return out;
+}
+
+Status Manifest::ForEach(const std::string& owner,
+                         const std::function<void(const StoredEntry&)>& fn) {
+  std::lock_guard g(mu_);
+  std::string sql = std::string(kSelectCols) +
+                    (owner.empty() ? "ORDER BY root, rel" : "WHERE owner=?1 ORDER BY root, rel");
+  Stmt s(db_, sql.c_str());
+  if (!owner.empty()) s.Text(1, owner);
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) fn(ReadRow(s));
+  if (rc != SQLITE_DONE) return DbError(db_, "scan");
+  return Status::Ok();
+}
+
+}  // namespace cyrsync::replica

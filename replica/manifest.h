@@ -1,0 +1,68 @@
+// Manifest: the replica's record of every non-message file it installed (folder metadata,
+// server-wide files, symlinks), with the source's stat tuple as copied and the stat tuple of the
+// replica's own copy right after installation. It is what the syncer compares against; an entry
+// whose local copy no longer matches the disk is dropped rather than trusted. Backed by SQLite
+// (schema in doc/formats/manifest.md). Thread-safe: one connection behind a mutex.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "protocol/messages.h"
+
+struct sqlite3;
+
+namespace cyrsync::replica {
+
+struct StoredEntry {
+  protocol::ManifestEntry entry;
+  protocol::StatTuple local;  // the replica's copy right after it was installed
+};
+
+struct FolderRow {
+  std::string folder_key;
+  std::string owner;
+  std::string intname;
+  protocol::WirePath data_dir;
+  protocol::WirePath archive_dir;
+};
+
+class Manifest {
+ public:
+  ~Manifest();
+  // Opens or creates the database at path (schema version 1).
+  static Result<std::unique_ptr<Manifest>> Open(const std::string& path);
+
+  // Replaces the entries for the given paths and the folder row (when set) in one transaction;
+  // removes the paths in `removed`.
+  Status Apply(const std::vector<StoredEntry>& upserts,
+               const std::vector<protocol::WirePath>& removed,
+               const std::optional<FolderRow>& folder);
+  Status RemoveFolder(const std::string& folder_key);
+  Status Remove(const std::vector<protocol::WirePath>& paths);
+
+  Result<std::optional<StoredEntry>> Get(const protocol::WirePath& path);
+  Result<std::optional<FolderRow>> GetFolder(const std::string& folder_key);
+  Result<std::vector<StoredEntry>> FolderEntries(const std::string& folder_key);
+  // The folder recorded with this data directory, if any.
+  Result<std::optional<FolderRow>> FolderAtDir(const protocol::WirePath& data_dir);
+  // Calls fn for every entry (owner filter "" = all), in path order.
+  Status ForEach(const std::string& owner, const std::function<void(const StoredEntry&)>& fn);
+
+ private:
+  explicit Manifest(sqlite3* db) : db_(db) {}
+  Status Exec(const char* sql);
+  Status UpsertLocked(const StoredEntry& e);
+  Status RemoveLocked(const protocol::WirePath& p);
+  Result<std::optional<FolderRow>> ReadFolder(void* stmt);  // REQUIRES: mu_ held
+
+  std::mutex mu_;
+  sqlite3* db_;
+};
+
+}  // namespace cyrsync::replica

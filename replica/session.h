@@ -1,0 +1,40 @@
+// Session: serves one syncer connection against a Store. Messages are dispatched through a
+// table {type -> handler}; any handler error is sent to the peer as ERROR and ends the session
+// (the stream position is unknown after a failed exchange). Sessions run one per thread.
+#pragma once
+
+#include "common/hash.h"
+#include "protocol/transport.h"
+#include "replica/store.h"
+
+namespace cyrsync::replica {
+
+// Runs until the peer closes or an error ends the session. Returns the status that ended it
+// (OK for a clean close by the peer).
+Status ServeSession(protocol::Transport& t, Store& store);
+
+// Handlers, one per request type (session.cc, folder_handler.cc).
+Status HandleHello(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleGetManifest(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleFolderBegin(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleFolderDelete(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleFilePut(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleFileRemove(protocol::Transport& t, Store& s, const protocol::Frame& f);
+
+// Removes a folder's metadata, message files and (when empty) directories, and its manifest rows.
+Status RemoveFolderFiles(Store& s, const std::string& folder_key);
+
+// Writes a received body to a staged file, hashing it as it goes.
+class FileSink : public protocol::BodySink {
+ public:
+  explicit FileSink(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
+  Status Write(std::string_view chunk) override;
+  Status Finish();  // fsync + close
+  std::string Sha1HexDigest();
+
+ private:
+  std::unique_ptr<WritableFile> f_;
+  Sha1Hasher hash_;
+};
+
+}  // namespace cyrsync::replica

@@ -1,0 +1,203 @@
+#include "replica/store.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+
+#include <set>
+
+#include "common/hash.h"
+
+namespace cyrsync::replica {
+namespace {
+
+constexpr const char* kStageDirName = ".cyrsync-tmp";
+
+protocol::StatTuple ToTuple(const FileStat& st) {
+  return {st.size, st.mtime_ns, st.ctime_ns, st.ino};
+}
+
+Status CheckRel(std::string_view rel) {
+  if (rel.empty()) return InvalidArgumentError("empty path");
+  if (rel.front() == '/') return InvalidArgumentError("absolute path refused: " + std::string(rel));
+  if (rel.find('\0') != std::string_view::npos) return InvalidArgumentError("NUL in path");
+  size_t start = 0;
+  while (start <= rel.size()) {
+    size_t end = rel.find('/', start);
+    if (end == std::string_view::npos) end = rel.size();
+    std::string_view c = rel.substr(start, end - start);
+    if (c.empty() || c == "." || c == ".." || c.size() > 255 || c == kStageDirName) {
+      return InvalidArgumentError("path component refused in " + std::string(rel));
+    }
+    start = end + 1;
+  }
+  return Status::Ok();
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size()));
+  return HexEncode(raw);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(Env* env, const cyrus::ImapdConf& conf,
+                                           StoreOptions opts,
+                                           std::shared_ptr<spdlog::logger> log) {
+  if (opts.state_dir.empty()) opts.state_dir = JoinPath(conf.configdirectory, "cyrsync");
+  std::unique_ptr<Store> s(new Store(env, conf, std::move(opts), std::move(log)));
+  RETURN_IF_ERROR(s->Init());
+  return s;
+}
+
+Status Store::Init() {
+  RETURN_IF_ERROR(MakeDirs(env_, opts_.state_dir, 0700));
+  const std::string id_path = JoinPath(opts_.state_dir, "instance-id");
+  auto id = ReadFileToString(env_, id_path);
+  if (id.ok() && id->size() >= 32) {
+    instance_id_ = id->substr(0, 32);
+  } else {
+    instance_id_ = RandomHex(16);
+    RETURN_IF_ERROR(AtomicWriteFile(env_, id_path, instance_id_, {}));
+  }
+  ASSIGN_OR_RETURN(manifest_, Manifest::Open(JoinPath(opts_.state_dir, "manifest.sqlite")));
+  RETURN_IF_ERROR(RecoverJournals());
+  return CleanStaging();
+}
+
+Status Store::RecoverJournals() {
+  ASSIGN_OR_RETURN(auto entries, env_->ListDir(opts_.state_dir));
+  for (const auto& e : entries) {
+    if (e.name.rfind("journal-", 0) != 0 || e.name.find(".cyrsync-tmp") != std::string::npos) {
+      continue;
+    }
+    const std::string path = JoinPath(opts_.state_dir, e.name);
+    ASSIGN_OR_RETURN(std::string text, ReadFileToString(env_, path));
+    ASSIGN_OR_RETURN(auto files, DecodeJournal(text));
+    std::set<std::string> dirs;
+    for (const auto& f : files) {
+      Status st = env_->Rename(f.staged, f.final);
+      if (!st.ok() && st.code() != Code::kNotFound) return st.WithContext("journal " + path);
+      dirs.insert(Dirname(f.final));
+    }
+    for (const auto& d : dirs) RETURN_IF_ERROR(env_->SyncDir(d));
+    RETURN_IF_ERROR(env_->Remove(path));
+    log_->warn("install journal rolled forward journal={} files={}", path, files.size());
+  }
+  return Status::Ok();
+}
+
+Status Store::CleanStaging() {
+  for (const auto& [key, dir] : conf_.raw) {
+    auto root = conf_.RootDir(key);
+    if (!root.ok()) continue;
+    const std::string stage = JoinPath(*root, kStageDirName);
+    auto ls = env_->ListDir(stage);
+    if (!ls.ok()) continue;
+    for (const auto& e : *ls) (void)env_->Remove(JoinPath(stage, e.name));
+  }
+  return Status::Ok();
+}
+
+bool Store::CyrusRunning() const {
+  if (opts_.cyrus_pidfile.empty()) return false;
+  auto text = ReadFileToString(env_, opts_.cyrus_pidfile);
+  if (!text.ok()) return false;
+  long pid = std::strtol(text->c_str(), nullptr, 10);
+  if (pid <= 1) return false;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return false;
+  auto stat = ReadFileToString(env_, "/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return false;
+  auto close = stat->rfind(')');
+  // A zombie master has exited; its parent has not reaped it yet.
+  return !(close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] == 'Z');
+}
+
+Status Store::CheckCyrusStopped() const {
+  if (CyrusRunning()) {
+    return FailedPreconditionError("the replica's Cyrus is running (pid file " +
+                                   opts_.cyrus_pidfile +
+                                   "); stop it before syncing into this replica");
+  }
+  return Status::Ok();
+}
+
+Result<std::string> Store::Resolve(const protocol::WirePath& p) const {
+  auto root = conf_.RootDir(p.root);
+  if (!root.ok()) return InvalidArgumentError("unknown root refused: " + p.root);
+  RETURN_IF_ERROR(CheckRel(p.rel));
+  std::string cur = *root;
+  size_t start = 0;
+  while (start < p.rel.size()) {
+    size_t end = p.rel.find('/', start);
+    if (end == std::string::npos) end = p.rel.size();
+    if (end == p.rel.size()) break;  // the final component itself is replaced, not followed
+    cur = JoinPath(cur, p.rel.substr(start, end - start));
+    auto st = env_->Stat(cur);
+    if (!st.ok()) break;  // the rest will be created by us
+    if (st->IsSymlink()) return InvalidArgumentError("path through a symlink refused: " + cur);
+    start = end + 1;
+  }
+  return JoinPath(*root, p.rel);
+}
+
+Status Store::EnsureDir(const std::string& dir) const {
+  return MakeDirs(env_, dir, 0750, opts_.owner);
+}
+
+Result<std::string> Store::NewStagePath(const protocol::WirePath& final_path) {
+  auto root = conf_.RootDir(final_path.root);
+  if (!root.ok()) return InvalidArgumentError("unknown root refused: " + final_path.root);
+  const std::string stage = JoinPath(*root, kStageDirName);
+  RETURN_IF_ERROR(EnsureDir(stage));
+  return JoinPath(stage, std::to_string(::getpid()) + "-" + std::to_string(++seq_));
+}
+
+Status Store::InstallTogether(const std::vector<StagedFile>& files) {
+  if (files.empty()) return Status::Ok();
+  const std::string journal =
+      JoinPath(opts_.state_dir, "journal-" + std::to_string(::getpid()) + "-" +
+                                    std::to_string(++seq_));
+  RETURN_IF_ERROR(AtomicWriteFile(env_, journal, EncodeJournal(files), {}));
+  std::set<std::string> dirs;
+  for (const auto& f : files) {
+    RETURN_IF_ERROR(env_->Rename(f.staged, f.final));
+    dirs.insert(Dirname(f.final));
+  }
+  for (const auto& d : dirs) RETURN_IF_ERROR(env_->SyncDir(d));
+  return env_->Remove(journal);
+}
+
+Result<protocol::StatTuple> Store::LocalStat(const std::string& abs) const {
+  ASSIGN_OR_RETURN(FileStat st, env_->Stat(abs));
+  return ToTuple(st);
+}
+
+bool Store::StillInstalled(const StoredEntry& e) const {
+  auto abs = Resolve(e.entry.path);
+  if (!abs.ok()) return false;
+  auto st = LocalStat(*abs);
+  return st.ok() && *st == e.local;
+}
+
+std::string EncodeJournal(const std::vector<StagedFile>& files) {
+  std::string out;
+  for (const auto& f : files) out += f.staged + "\t" + f.final + "\n";
+  return out;
+}
+
+Result<std::vector<StagedFile>> DecodeJournal(std::string_view text) {
+  std::vector<StagedFile> out;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    if (nl == std::string_view::npos) return CorruptionError("journal: unterminated line");
+    std::string_view line = text.substr(0, nl);
+    size_t tab = line.find('\t');
+    if (tab == std::string_view::npos) return CorruptionError("journal: line without TAB");
+    out.push_back({std::string(line.substr(0, tab)), std::string(line.substr(tab + 1))});
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+}  // namespace cyrsync::replica

@@ -1,0 +1,92 @@
+// Store: the replica's write side. Resolves peer-supplied rooted paths through the replica's own
+// imapd.conf (refusing anything outside its roots), stages incoming files, installs them
+// atomically through a journal, and keeps the manifest. Thread-safe: sessions on different
+// folders may use one Store concurrently.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "common/env.h"
+#include "common/status.h"
+#include "cyrus/config.h"
+#include "protocol/messages.h"
+#include "replica/manifest.h"
+
+namespace cyrsync::replica {
+
+struct StoreOptions {
+  std::string state_dir;      // manifest.sqlite, instance-id, journals; default <conf>/cyrsync
+  Owner owner;                // files and directories are created owned by the Cyrus user
+  std::string cyrus_pidfile;  // refuse to write while this names a running process ("" = skip)
+  uint64_t max_file_size = uint64_t{8} << 30;
+};
+
+struct StagedFile {
+  std::string staged;  // absolute temp path in the root's staging directory
+  std::string final;   // absolute destination
+};
+
+class Store {
+ public:
+  // Creates the state directory and instance id on first use and rolls forward any install
+  // journal left by a crash, so a folder is never left half-installed.
+  static Result<std::unique_ptr<Store>> Open(Env* env, const cyrus::ImapdConf& conf,
+                                             StoreOptions opts,
+                                             std::shared_ptr<spdlog::logger> log);
+
+  const std::string& instance_id() const { return instance_id_; }
+  Env* env() const { return env_; }
+  Manifest& manifest() { return *manifest_; }
+  const StoreOptions& options() const { return opts_; }
+  spdlog::logger& log() { return *log_; }
+
+  // kFailedPrecondition when the replica's own Cyrus is running.
+  Status CheckCyrusStopped() const;
+  bool CyrusRunning() const;
+
+  // Resolves a peer path: known root, relative, no "."/".."/empty components, no NUL, no
+  // symlinked existing ancestor. kInvalidArgument otherwise; nothing on disk is touched.
+  Result<std::string> Resolve(const protocol::WirePath& p) const;
+  // Creates dir (absolute, inside a root) and missing parents owned by the Cyrus user.
+  Status EnsureDir(const std::string& dir) const;
+  // A fresh temp path in the staging directory of the root that holds `final_path`.
+  Result<std::string> NewStagePath(const protocol::WirePath& final_path);
+
+  // Durability point. Renames every staged file over its destination in order, under a journal
+  // written (and fsynced) first; fsyncs the destination directories. After a crash at any point,
+  // Open() completes the renames, so the set becomes visible together.
+  Status InstallTogether(const std::vector<StagedFile>& files);
+
+  // The replica copy's stat tuple (lstat).
+  Result<protocol::StatTuple> LocalStat(const std::string& abs) const;
+  // True when the manifest entry's local copy is still exactly what was installed.
+  bool StillInstalled(const StoredEntry& e) const;
+
+ private:
+  Store(Env* env, const cyrus::ImapdConf& conf, StoreOptions opts,
+        std::shared_ptr<spdlog::logger> log)
+      : env_(env), conf_(conf), opts_(std::move(opts)), log_(std::move(log)) {}
+  Status Init();
+  Status RecoverJournals();
+  Status CleanStaging();
+
+  Env* env_;
+  const cyrus::ImapdConf& conf_;
+  StoreOptions opts_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<Manifest> manifest_;
+  std::string instance_id_;
+  std::atomic<uint64_t> seq_{0};
+};
+
+// Serialises a journal: one "staged\tfinal\n" line per file.
+std::string EncodeJournal(const std::vector<StagedFile>& files);
+Result<std::vector<StagedFile>> DecodeJournal(std::string_view text);
+
+}  // namespace cyrsync::replica

@@ -1,0 +1,166 @@
+#include "syncer/server_files.h"
+
+#include <map>
+
+namespace cyrsync::syncer {
+namespace {
+
+// dav.db also holds 3.6's sieve script registry (which script exists and is active).
+constexpr const char* kUserSuffixes[] = {"seen",    "sub", "counters", "conversations",
+                                         "mboxkey", "dav"};
+
+// The path of an absolute file under configdirectory, if it is under it.
+std::optional<cyrus::RootedPath> UnderConf(const cyrus::ImapdConf& conf, const std::string& abs) {
+  std::string root = conf.configdirectory;
+  if (abs.size() <= root.size() + 1 || abs.compare(0, root.size(), root) != 0 ||
+      abs[root.size()] != '/') {
+    return std::nullopt;
+  }
+  return cyrus::RootedPath{"configdirectory", abs.substr(root.size() + 1)};
+}
+
+void AddIfExists(const FolderContext& ctx, const cyrus::RootedPath& p, const std::string& owner,
+                 std::vector<ServerFile>* out) {
+  auto abs = cyrus::Resolve(*ctx.conf, p);
+  if (abs.ok() && ctx.env->Stat(*abs).ok()) out->push_back({p, owner});
+}
+
+// Adds every regular file and symlink directly inside dir (a sieve or quota directory).
+void AddDirFiles(const FolderContext& ctx, const cyrus::RootedPath& dir, const std::string& owner,
+                 int depth, std::vector<ServerFile>* out) {
+  auto abs = cyrus::Resolve(*ctx.conf, dir);
+  if (!abs.ok()) return;
+  auto ls = ctx.env->ListDir(*abs);
+  if (!ls.ok()) return;
+  for (const auto& e : *ls) {
+    cyrus::RootedPath child{dir.root, dir.rel.empty() ? e.name : dir.rel + "/" + e.name};
+    if (e.type == EntryType::kFile || e.type == EntryType::kSymlink) {
+      if (e.name.find(".cyrsync-tmp") == std::string::npos && e.name.find(".NEW") == std::string::npos) {
+        out->push_back({child, owner});
+      }
+    } else if (e.type == EntryType::kDir && depth > 0) {
+      AddDirFiles(ctx, child, owner, depth - 1, out);
+    }
+  }
+}
+
+// Internal name of a user's INBOX: [domain!]user.<localpart>, a '.' in the localpart as '^'.
+std::string InboxIntname(const std::string& userid) {
+  std::string local = userid, domain;
+  if (auto at = userid.find('@'); at != std::string::npos) {
+    local = userid.substr(0, at);
+    domain = userid.substr(at + 1);
+  }
+  for (auto& c : local) {
+    if (c == '.') c = '^';
+  }
+  return (domain.empty() ? "" : domain + "!") + "user." + local;
+}
+
+std::map<std::string, const cyrus::MailboxEntry*> Inboxes(
+    const std::vector<cyrus::MailboxEntry>& mailboxes) {
+  std::map<std::string, const cyrus::MailboxEntry*> out;
+  for (const auto& mb : mailboxes) {
+    std::string owner = mb.Owner();
+    if (!owner.empty() && mb.IsReal() && mb.intname == InboxIntname(owner)) out[owner] = &mb;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<ServerFile> ListServerFiles(const FolderContext& ctx,
+                                        const std::vector<cyrus::MailboxEntry>& mailboxes,
+                                        const std::set<std::string>& users, bool all_users) {
+  std::vector<ServerFile> out;
+  const auto& conf = *ctx.conf;
+  if (all_users) {
+    if (auto p = UnderConf(conf, conf.mboxlist_db_path)) AddIfExists(ctx, *p, "", &out);
+    AddIfExists(ctx, {"configdirectory", "annotations.db"}, "", &out);
+    AddDirFiles(ctx, {"configdirectory", "quota"}, "", 1, &out);
+  }
+  auto inboxes = Inboxes(mailboxes);
+  for (const auto& user : users) {
+    auto it = inboxes.find(user);
+    const cyrus::MailboxEntry* inbox = it == inboxes.end() ? nullptr : it->second;
+    for (const char* suffix : kUserSuffixes) {
+      AddIfExists(ctx, cyrus::UserFile(conf, user, inbox, suffix), user, &out);
+    }
+    if (!conf.sievedir.empty()) {
+      AddDirFiles(ctx, cyrus::UserSieveDir(conf, user, inbox), user, 0, &out);
+    }
+    if (!all_users) AddIfExists(ctx, cyrus::QuotaFile(conf, "user." + user), user, &out);
+  }
+  return out;
+}
+
+namespace {
+
+bool InScope(const std::string& owner, const std::set<std::string>& users, bool all_users) {
+  return all_users || (!owner.empty() && users.count(owner));
+}
+
+// Copies one file (or symlink) if it differs from the replica's installed copy.
+Result<bool> CopyIfChanged(protocol::Transport& t, const FolderContext& ctx, const ServerFile& f,
+                           const ReplicaView& view) {
+  ASSIGN_OR_RETURN(std::string abs, cyrus::Resolve(*ctx.conf, f.path));
+  ASSIGN_OR_RETURN(FileStat st, ctx.env->Stat(abs));
+  auto it = view.by_path.find(ToWire(f.path));
+  if (it != view.by_path.end() && !it->second.unsettled && it->second.source == ToTuple(st)) {
+    return false;
+  }
+  protocol::FilePut put;
+  put.path = ToWire(f.path);
+  put.owner = f.owner;
+  int64_t now = ctx.env->NowNanos();
+  if (st.IsSymlink()) {
+    put.kind = protocol::EntryKind::kSymlink;
+    ASSIGN_OR_RETURN(put.target, ctx.env->ReadLink(abs));
+    put.source = ToTuple(st);
+    put.unsettled = st.ctime_ns > now - ctx.racy_window_ns;
+    RETURN_IF_ERROR(t.Send(protocol::kFilePut, protocol::Encode(put)));
+  } else {
+    ASSIGN_OR_RETURN(auto file, ctx.env->OpenRead(abs));
+    // Cyrus's databases take fcntl locks on the file itself; a shared lock gives a committed view.
+    RETURN_IF_ERROR(file->Lock(LockMode::kShared));
+    ASSIGN_OR_RETURN(FileStat locked, file->Stat());
+    put.kind = protocol::EntryKind::kFile;
+    put.source = ToTuple(locked);
+    put.size = locked.size;
+    put.unsettled = locked.mtime_ns > now - ctx.racy_window_ns ||
+                    locked.ctime_ns > now - ctx.racy_window_ns;
+    RETURN_IF_ERROR(t.Send(protocol::kFilePut, protocol::Encode(put)));
+    RETURN_IF_ERROR(protocol::SendFileBody(t, *file).status());
+  }
+  RETURN_IF_ERROR(protocol::ExpectOk(t));
+  return true;
+}
+
+}  // namespace
+
+Result<ServerFileStats> SyncServerFiles(protocol::Transport& t, const FolderContext& ctx,
+                                        const std::vector<ServerFile>& files,
+                                        const ReplicaView& view,
+                                        const std::set<std::string>& users, bool all_users) {
+  ServerFileStats stats;
+  std::set<protocol::WirePath> present;
+  for (const auto& f : files) {
+    present.insert(ToWire(f.path));
+    auto copied = CopyIfChanged(t, ctx, f, view);
+    if (!copied.ok()) {
+      if (copied.error().code() == Code::kNotFound) continue;  // vanished: next pass
+      return copied.error().WithContext(f.path.root + "/" + f.path.rel);
+    }
+    stats.copied += *copied;
+  }
+  for (const auto& [path, e] : view.by_path) {
+    if (e.kind == protocol::EntryKind::kMeta || present.count(path)) continue;
+    if (!InScope(e.owner, users, all_users)) continue;
+    RETURN_IF_ERROR(t.Send(protocol::kFileRemove, protocol::EncodePath(path)));
+    RETURN_IF_ERROR(protocol::ExpectOk(t));
+    ++stats.removed;
+  }
+  return stats;
+}
+
+}  // namespace cyrsync::syncer

@@ -1,0 +1,70 @@
+#include "syncer/spool.h"
+
+namespace cyrsync::syncer {
+
+protocol::WirePath ToWire(const cyrus::RootedPath& p) { return {p.root, p.rel}; }
+
+protocol::StatTuple ToTuple(const FileStat& st) {
+  return {st.size, st.mtime_ns, st.ctime_ns, st.ino};
+}
+
+Folder DescribeFolder(const cyrus::ImapdConf& conf, const cyrus::MailboxEntry& mb) {
+  Folder f;
+  f.mb = mb;
+  f.key = mb.uniqueid.empty() ? mb.intname : mb.uniqueid;
+  f.owner = mb.Owner();
+  f.data_dir = cyrus::DataDir(conf, mb);
+  f.archive_dir = cyrus::ArchiveDir(conf, mb);
+  f.header = cyrus::MetaPath(conf, mb, cyrus::MetaFile::kHeader);
+  f.index = cyrus::MetaPath(conf, mb, cyrus::MetaFile::kIndex);
+  f.expunge = cyrus::MetaPath(conf, mb, cyrus::MetaFile::kExpunge);
+  for (auto m : {cyrus::MetaFile::kCache, cyrus::MetaFile::kAnnotations}) {
+    f.other_meta.push_back(cyrus::MetaPath(conf, mb, m));
+  }
+  return f;
+}
+
+void ReplicaView::Add(protocol::ManifestEntry e) {
+  if (e.kind == protocol::EntryKind::kMeta && !e.folder_key.empty()) {
+    by_folder[e.folder_key].push_back(e);
+  }
+  by_path[e.path] = std::move(e);
+}
+
+namespace {
+
+// kChanged unless the file's stat tuple equals the settled tuple the replica installed.
+// Sets *absent when the source file does not exist.
+bool Differs(Env* env, const cyrus::ImapdConf& conf, const cyrus::RootedPath& p,
+             const ReplicaView& view, bool* absent) {
+  *absent = false;
+  auto abs = cyrus::Resolve(conf, p);
+  if (!abs.ok()) return true;
+  auto st = env->Stat(*abs);
+  auto it = view.by_path.find(ToWire(p));
+  if (!st.ok()) {
+    *absent = true;
+    return it != view.by_path.end();
+  }
+  if (it == view.by_path.end() || it->second.unsettled) return true;
+  return !(it->second.source == ToTuple(*st));
+}
+
+}  // namespace
+
+FolderState CheckFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f,
+                        const ReplicaView& view) {
+  bool absent = false;
+  bool changed = Differs(env, conf, f.index, view, &absent);
+  if (absent) return FolderState::kMissingOnSource;
+  bool header_absent = false;
+  changed = Differs(env, conf, f.header, view, &header_absent) || changed;
+  auto idx = view.by_path.find(ToWire(f.index));
+  if (idx != view.by_path.end() && idx->second.index_minor > 0 && idx->second.index_minor < 12) {
+    bool exp_absent = false;
+    changed = Differs(env, conf, f.expunge, view, &exp_absent) || changed;
+  }
+  return changed ? FolderState::kChanged : FolderState::kUnchanged;
+}
+
+}  // namespace cyrsync::syncer

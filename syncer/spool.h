@@ -1,0 +1,48 @@
+// The source spool as the syncer sees it: the mailbox list from mailboxes.db, the metadata paths
+// of each folder, and the cheap change check (stats of cyrus.* only; never a message file, never
+// a readdir). Thread-compatible.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/env.h"
+#include "cyrus/config.h"
+#include "cyrus/mboxlist.h"
+#include "cyrus/paths.h"
+#include "protocol/messages.h"
+
+namespace cyrsync::syncer {
+
+protocol::WirePath ToWire(const cyrus::RootedPath& p);
+protocol::StatTuple ToTuple(const FileStat& st);
+
+// Everything about one source folder the planner and the copier need.
+struct Folder {
+  cyrus::MailboxEntry mb;
+  std::string key;    // uniqueid, or the internal name when there is none
+  std::string owner;  // userid or "" for shared folders
+  cyrus::RootedPath data_dir, archive_dir;
+  cyrus::RootedPath header, index, expunge;
+  std::vector<cyrus::RootedPath> other_meta;  // cache, annotations, squat?, dav
+};
+
+Folder DescribeFolder(const cyrus::ImapdConf& conf, const cyrus::MailboxEntry& mb);
+
+// Manifest as received from the replica, indexed by path and by folder key.
+struct ReplicaView {
+  std::map<protocol::WirePath, protocol::ManifestEntry> by_path;
+  std::map<std::string, std::vector<protocol::ManifestEntry>> by_folder;  // kMeta entries only
+  void Add(protocol::ManifestEntry e);
+};
+
+enum class FolderState { kUnchanged, kChanged, kMissingOnSource };
+
+// Stats cyrus.header and cyrus.index (plus cyrus.expunge for a pre-v12 index) and compares them
+// with what the replica installed. Costs two or three stat() calls; nothing else.
+FolderState CheckFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f,
+                        const ReplicaView& view);
+
+}  // namespace cyrsync::syncer

@@ -1,0 +1,203 @@
+#include "syncer/syncer.h"
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "cyrus/mboxlist.h"
+#include "syncer/folder_sync.h"
+#include "syncer/guard.h"
+#include "syncer/server_files.h"
+#include "syncer/spool.h"
+#include "syncer/walk.h"
+
+namespace cyrsync::syncer {
+namespace {
+
+struct Work {
+  const Folder* folder;
+  bool check_only;  // unchanged folder, --full: compare listings only
+  bool full;        // replica compares against a readdir instead of its installed index
+};
+
+struct Plan {
+  std::vector<Folder> folders;
+  std::vector<Work> work;
+  std::vector<std::string> to_delete;
+  std::set<std::string> users;
+  GuardInput guard;
+};
+
+bool Selected(const Options& o, const Folder& f) {
+  if (o.all) return true;
+  for (const auto& u : o.users) {
+    if (f.owner == u) return true;
+  }
+  for (const auto& m : o.mailboxes) {
+    if (f.mb.intname == m) return true;
+  }
+  return false;
+}
+
+Result<ReplicaView> FetchManifest(protocol::Transport& t) {
+  RETURN_IF_ERROR(t.Send(protocol::kGetManifest, protocol::EncodeString("")));
+  ReplicaView view;
+  while (true) {
+    ASSIGN_OR_RETURN(protocol::Frame f, t.Receive());
+    if (f.type == protocol::kManifestEnd) return view;
+    if (f.type == protocol::kError) return protocol::StatusFromError(f.payload);
+    if (f.type != protocol::kManifestChunk) return CorruptionError("unexpected manifest frame");
+    ASSIGN_OR_RETURN(auto entries, protocol::DecodeManifestChunk(f.payload));
+    for (auto& e : entries) view.Add(std::move(e));
+  }
+}
+
+Owner CyrusOwner(Env* env, const cyrus::ImapdConf& conf) {
+  auto st = env->Stat(conf.configdirectory);
+  if (!st.ok()) return {};
+  return {true, st->uid, st->gid};
+}
+
+}  // namespace
+
+Result<std::string> Handshake(protocol::Transport& t) {
+  RETURN_IF_ERROR(t.Send(protocol::kHello, protocol::Encode(protocol::Hello{})));
+  ASSIGN_OR_RETURN(protocol::Frame f, protocol::ReceiveExpect(t, protocol::kHelloOk));
+  ASSIGN_OR_RETURN(auto ok, protocol::DecodeHelloOk(f.payload));
+  return ok.instance_id;
+}
+
+Syncer::Syncer(Env* env, const cyrus::ImapdConf& conf, Options opts, Connector connect,
+               std::shared_ptr<spdlog::logger> log)
+    : env_(env), conf_(conf), opts_(std::move(opts)), connect_(std::move(connect)),
+      log_(std::move(log)) {}
+
+namespace {
+
+Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
+              const std::vector<cyrus::MailboxEntry>& mailboxes, const ReplicaView& view) {
+  Plan plan;
+  std::set<std::string> keys;
+  for (const auto& mb : mailboxes) {
+    if (!mb.IsReal()) continue;
+    Folder f = DescribeFolder(conf, mb);
+    if (!Selected(opts, f)) continue;
+    keys.insert(f.key);
+    if (!f.owner.empty()) plan.users.insert(f.owner);
+    plan.folders.push_back(std::move(f));
+  }
+  for (const auto& u : opts.users) plan.users.insert(u);
+  for (const auto& f : plan.folders) {
+    switch (CheckFolder(env, conf, f, view)) {
+      case FolderState::kChanged: plan.work.push_back({&f, false, opts.full}); break;
+      case FolderState::kUnchanged:
+        if (opts.full) plan.work.push_back({&f, true, true});
+        break;
+      case FolderState::kMissingOnSource: ++plan.guard.source_missing; break;
+    }
+  }
+  for (const auto& [key, entries] : view.by_folder) {
+    const std::string& owner = entries.front().owner;
+    bool in_scope = opts.all || (!owner.empty() && plan.users.count(owner));
+    if (!in_scope || keys.count(key)) continue;
+    plan.to_delete.push_back(key);
+  }
+  plan.guard.source_folders = plan.folders.size();
+  plan.guard.replica_folders = view.by_folder.size();
+  plan.guard.deletions = plan.to_delete.size();
+  return plan;
+}
+
+struct Totals {
+  std::mutex mu;
+  PassStats* stats;
+  void Add(const FolderResult& r, bool check_only) {
+    std::lock_guard g(mu);
+    (check_only ? stats->folders_checked : stats->folders_changed)++;
+    stats->messages_sent += r.messages_sent;
+    stats->messages_vanished += r.messages_vanished;
+    stats->bytes_sent += r.bytes_sent;
+    stats->folders_unsettled += r.unsettled;
+  }
+  void Fail() {
+    std::lock_guard g(mu);
+    ++stats->folders_failed;
+  }
+};
+
+// One worker: its own connection; after any failure the stream state is unknown, so the worker
+// reconnects before its next folder.
+void WorkerLoop(const std::vector<Work>& work, std::atomic<size_t>& next, const Connector& connect,
+                const FolderContext& ctx, Totals& totals) {
+  std::unique_ptr<protocol::Transport> t;
+  for (size_t i = next++; i < work.size(); i = next++) {
+    const Folder& f = *work[i].folder;
+    if (!t) {
+      auto c = connect();
+      if (c.ok() && Handshake(**c).ok()) t = std::move(*c);
+    }
+    if (!t) {
+      ctx.log->error("replica unreachable mailbox={}", f.mb.intname);
+      totals.Fail();
+      continue;
+    }
+    auto r = SyncFolder(*t, ctx, f, work[i].full, work[i].check_only);
+    if (r.ok()) {
+      totals.Add(*r, work[i].check_only);
+      continue;
+    }
+    totals.Fail();
+    ctx.log->error("folder sync failed mailbox={} error=\"{}\"", f.mb.intname,
+                   r.error().ToString());
+    t->Close();
+    t.reset();
+  }
+}
+
+void RunWorkers(const std::vector<Work>& work, int n, const Connector& connect,
+                const FolderContext& ctx, PassStats& stats) {
+  Totals totals{{}, &stats};
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  n = std::max(1, std::min<int>(n, static_cast<int>(work.size())));
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&] { WorkerLoop(work, next, connect, ctx, totals); });
+  }
+  for (auto& th : threads) th.join();
+}
+
+}  // namespace
+
+Result<PassStats> Syncer::RunPass() {
+  PassStats stats;
+  RETURN_IF_ERROR(CheckSourceRoots(env_, conf_, opts_));
+  ASSIGN_OR_RETURN(auto mailboxes, cyrus::LoadMailboxList(env_, conf_));
+  ASSIGN_OR_RETURN(auto primary, connect_());
+  ASSIGN_OR_RETURN(stats.replica_instance, Handshake(*primary));
+  ASSIGN_OR_RETURN(ReplicaView view, FetchManifest(*primary));
+  Plan plan = MakePlan(env_, conf_, opts_, mailboxes, view);
+  RETURN_IF_ERROR(CheckGuard(plan.guard, opts_));
+  stats.folders = plan.folders.size();
+  stats.folders_missing = plan.guard.source_missing;
+
+  FolderContext ctx{env_, &conf_, CyrusOwner(env_, conf_), opts_.racy_window_ns, log_.get()};
+  if (!plan.work.empty()) RunWorkers(plan.work, opts_.workers, connect_, ctx, stats);
+
+  std::set<std::string> users = plan.users;
+  auto files = ListServerFiles(ctx, mailboxes, users, opts_.all);
+  ASSIGN_OR_RETURN(auto sf, SyncServerFiles(*primary, ctx, files, view, users, opts_.all));
+  stats.server_files_copied = sf.copied;
+  stats.server_files_removed = sf.removed;
+  for (const auto& key : plan.to_delete) {
+    RETURN_IF_ERROR(primary->Send(protocol::kFolderDelete,
+                                  protocol::Encode(protocol::FolderDelete{key, false})));
+    RETURN_IF_ERROR(protocol::ExpectOk(*primary));
+    ++stats.folders_deleted;
+  }
+  if (opts_.full && opts_.all) stats.folders_unlisted = ReportUnlistedFolders(env_, conf_, plan.folders, *log_);
+  primary->Close();
+  return stats;
+}
+
+}  // namespace cyrsync::syncer
