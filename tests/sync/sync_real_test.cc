@@ -1,0 +1,214 @@
+// Syncer against a real Cyrus 3.6 spool, with the replica in-process: proves the syscall budget
+// (an unchanged folder costs its cyrus.* stats only; no message file is ever stat()ed; a changed
+// folder opens only the new message files) and that a Cyrus writer blocks while a folder's
+// metadata is streamed under Cyrus's locks.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <regex>
+
+#include "cyrus/mboxlist.h"
+#include "syncer/folder_sync.h"
+#include "tests/sync/real_cyrus.h"
+#include "tests/testutil/counting_env.h"
+
+namespace cyrsync::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RealSpoolTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!RealCyrusAvailable()) return;
+    char tmpl[] = "/tmp/csrt-XXXXXX";
+    base_ = mkdtemp(tmpl);
+    ASSERT_EQ(Lab("setup " + base_ + "/m m"), 0);
+    ASSERT_EQ(Lab("start " + base_ + "/m m"), 0);
+    ASSERT_EQ(Lab("populate " + base_ + "/m m --messages 40"), 0);
+  }
+  static void TearDownTestSuite() {
+    if (base_.empty()) return;
+    (void)Lab("stop " + base_ + "/m m");
+    std::error_code ec;
+    fs::remove_all(base_, ec);
+  }
+
+  void SetUp() override {
+    REQUIRE_REAL_CYRUS();
+    auto conf = cyrus::LoadImapdConf(Env::Default(), base_ + "/m/etc/imapd.conf");
+    ASSERT_TRUE(conf.ok()) << conf.error().ToString();
+    master_ = *conf;
+    replica_base_ = base_ + "/r" + std::to_string(++counter_);
+    ASSERT_EQ(Lab("setup " + replica_base_ + " r"), 0);
+    auto rconf = cyrus::LoadImapdConf(Env::Default(), replica_base_ + "/etc/imapd.conf");
+    ASSERT_TRUE(rconf.ok());
+    replica_conf_ = *rconf;
+    auto store = replica::Store::Open(Env::Default(), replica_conf_, {}, NullLogger());
+    ASSERT_TRUE(store.ok()) << store.error().ToString();
+    store_ = std::move(*store);
+    replica_ = std::make_unique<InProcessReplica>(store_.get());
+  }
+  void TearDown() override {
+    replica_.reset();
+    store_.reset();
+  }
+
+  syncer::Options QuietOptions() {
+    syncer::Options o;
+    o.racy_window_ns = 0;  // the master is idle in these tests
+    o.workers = 2;
+    return o;
+  }
+
+  std::string Spool() const { return base_ + "/m/spool"; }
+  bool UnderSpool(const std::string& p) const { return p.rfind(Spool(), 0) == 0; }
+
+  // Delivers one message to alice's INBOX over LMTP.
+  void DeliverOne(const std::string& tag) {
+    std::string py =
+        "import sys; sys.path.insert(0, '" + SourceDir() + "/tests/integration'); "
+        "import cyruslab as cl; i = cl.CyrusInstance('" + base_ + "/m', 'm'); "
+        "l = i.lmtp(); l.deliver('x@example.org', ['alice'], b'From: x@example.org\\r\\n"
+        "To: alice\\r\\nSubject: " + tag + "\\r\\nMessage-ID: <" + tag +
+        "@t>\\r\\n\\r\\nhello\\r\\n'); l.close()";
+    ASSERT_EQ(std::system(("python3 -c \"" + py + "\"").c_str()), 0);
+  }
+
+  static inline std::string base_;
+  static inline int counter_ = 0;
+  cyrus::ImapdConf master_, replica_conf_;
+  std::string replica_base_;
+  std::unique_ptr<replica::Store> store_;
+  std::unique_ptr<InProcessReplica> replica_;
+};
+
+const std::regex kMessageFile(R"(/[0-9]+\.$)");
+
+TEST_F(RealSpoolTest, UnchangedFolderCostsOnlyItsMetadataStats) {
+  CountingEnv env(Env::Default());
+  syncer::Syncer s(&env, master_, QuietOptions(), replica_->Connector(), NullLogger());
+  auto first = s.RunPass();
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  ASSERT_GT(first->folders, 10u);
+  EXPECT_EQ(first->folders_changed, first->folders);
+  EXPECT_EQ(first->folders_failed, 0u);
+
+  env.Clear();
+  auto second = s.RunPass();
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->folders_changed, 0u);
+  size_t meta_stats = 0;
+  for (const auto& op : env.ops()) {
+    EXPECT_FALSE(std::regex_search(op.path, kMessageFile)) << op.kind << " " << op.path;
+    if (!UnderSpool(op.path) || op.path == Spool()) continue;
+    EXPECT_EQ(op.kind, "stat") << op.path;  // no readdir, no open, no lock
+    std::string name = Basename(op.path);
+    EXPECT_TRUE(name == "cyrus.header" || name == "cyrus.index") << op.path;
+    ++meta_stats;
+  }
+  EXPECT_EQ(meta_stats, 2 * second->folders);
+}
+
+TEST_F(RealSpoolTest, ChangedFolderOpensOnlyTheNewMessageAndStatsNone) {
+  CountingEnv env(Env::Default());
+  syncer::Syncer s(&env, master_, QuietOptions(), replica_->Connector(), NullLogger());
+  ASSERT_TRUE(s.RunPass().ok());
+  DeliverOne("budget-" + std::to_string(counter_));
+  env.Clear();
+  auto pass = s.RunPass();
+  ASSERT_TRUE(pass.ok()) << pass.error().ToString();
+  EXPECT_GE(pass->folders_changed, 1u);
+  EXPECT_EQ(pass->messages_sent, 1u);
+  size_t message_opens = 0;
+  for (const auto& op : env.ops()) {
+    if (!UnderSpool(op.path)) continue;
+    EXPECT_NE(op.kind, "list") << op.path;
+    if (std::regex_search(op.path, kMessageFile)) {
+      EXPECT_EQ(op.kind, "open") << "message files are opened and read, never stat()ed: "
+                                 << op.path;
+      ++message_opens;
+    }
+  }
+  EXPECT_EQ(message_opens, 1u);
+}
+
+// Blocks the first DATA frame until released, so the test can act while metadata is in flight.
+class GateTransport final : public protocol::Transport {
+ public:
+  explicit GateTransport(std::unique_ptr<protocol::Transport> inner) : inner_(std::move(inner)) {}
+  Status Send(uint16_t type, std::string_view payload) override {
+    if (type == protocol::kData && !gated_) {
+      gated_ = true;
+      std::unique_lock g(mu_);
+      reached_ = true;
+      cv_.notify_all();
+      cv_.wait(g, [&] { return released_; });
+    }
+    return inner_->Send(type, payload);
+  }
+  Result<protocol::Frame> Receive() override { return inner_->Receive(); }
+  void Close() override { inner_->Close(); }
+  void WaitReached() {
+    std::unique_lock g(mu_);
+    cv_.wait(g, [&] { return reached_; });
+  }
+  void Release() {
+    std::lock_guard g(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::unique_ptr<protocol::Transport> inner_;
+  bool gated_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool reached_ = false, released_ = false;
+};
+
+TEST_F(RealSpoolTest, CyrusWriterBlocksWhileFolderMetadataIsStreamed) {
+  auto mailboxes = cyrus::LoadMailboxList(Env::Default(), master_);
+  ASSERT_TRUE(mailboxes.ok());
+  const cyrus::MailboxEntry* inbox = nullptr;
+  for (const auto& mb : *mailboxes) {
+    if (mb.intname == "user.alice") inbox = &mb;
+  }
+  ASSERT_NE(inbox, nullptr);
+  syncer::Folder folder = syncer::DescribeFolder(master_, *inbox);
+  auto conn = replica_->Connector()();
+  ASSERT_TRUE(conn.ok());
+  GateTransport gate(std::move(*conn));
+  ASSERT_TRUE(syncer::Handshake(gate).ok());
+
+  auto st = Env::Default()->Stat(master_.configdirectory);
+  syncer::FolderContext ctx{Env::Default(), &master_, {true, st->uid, st->gid}, 0,
+                            NullLogger().get()};
+  Status copy_status;
+  std::thread copier([&] { copy_status = syncer::SyncFolder(gate, ctx, folder, false, false).status(); });
+  gate.WaitReached();
+
+  // A real Cyrus writer (IMAP STORE as alice) must wait for our shared locks.
+  const std::string marker = base_ + "/store-done-" + std::to_string(counter_);
+  std::string py = "import sys; sys.path.insert(0, '" + SourceDir() +
+                   "/tests/integration'); import cyruslab as cl; c = cl.CyrusInstance('" + base_ +
+                   "/m', 'm').imap('alice'); c.select('INBOX'); "
+                   "c.store('1', '+FLAGS', '(\\\\Flagged)'); open('" + marker + "', 'w').close()";
+  ASSERT_EQ(std::system(("timeout 60 python3 -c \"" + py + "\" &").c_str()), 0);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_FALSE(fs::exists(marker)) << "the writer did not wait for the copy's locks";
+
+  gate.Release();
+  copier.join();
+  EXPECT_TRUE(copy_status.ok()) << copy_status.ToString();
+  for (int i = 0; i < 300 && !fs::exists(marker); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(fs::exists(marker)) << "the writer did not proceed after the locks were released";
+  gate.Close();
+}
+
+}  // namespace
+}  // namespace cyrsync::testing
