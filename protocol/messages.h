@@ -30,8 +30,10 @@ enum MsgType : uint16_t {
   kFolderDelete = 25,
   kFilePut = 30,
   kFileRemove = 31,
+  kGetSignature = 32,
   kData = 40,
   kDataEnd = 41,
+  kDeltaData = 42,
   kOk = 50,
   kError = 255,
 };

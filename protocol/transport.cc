@@ -6,6 +6,7 @@
 
 #include "common/hash.h"
 #include "protocol/messages.h"
+#include "protocol/rsync_codec.h"
 
 namespace cyrsync::protocol {
 namespace {
@@ -114,31 +115,112 @@ Result<uint64_t> SendFileBody(Transport& t, ReadableFile& file) {
   return off;
 }
 
-Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size) {
-  Sha1Hasher h;
-  uint64_t total = 0;
+namespace {
+
+std::string DigestHex(Sha1Hasher& h) {
+  auto d = h.Finish();
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+}
+
+// Collects a body's plain bytes: straight from DATA frames, or patched from DELTA_DATA.
+class BodyReceiver {
+ public:
+  BodyReceiver(BodySink& sink, uint64_t max, ReadableFile* basis, uint64_t basis_size)
+      : sink_(sink), max_(max), basis_(basis), basis_size_(basis_size) {}
+
+  Status OnFrame(const Frame& f) {
+    bool delta = f.type == kDeltaData;
+    if (mode_ == Mode::kUnknown) {
+      mode_ = delta ? Mode::kDelta : Mode::kPlain;
+      if (delta) RETURN_IF_ERROR(StartPatch());
+    }
+    if (delta != (mode_ == Mode::kDelta)) return CorruptionError("body mixes DATA and DELTA_DATA");
+    if (!delta) return Emit(f.payload);
+    std::string out;
+    ASSIGN_OR_RETURN(bool done, patch_->Feed(f.payload, false, &out));
+    (void)done;
+    return Emit(out);
+  }
+
+  Result<uint64_t> Finish(std::string_view want) {
+    if (mode_ == Mode::kDelta) {
+      std::string out;
+      ASSIGN_OR_RETURN(bool done, patch_->Feed("", true, &out));
+      if (!done) return CorruptionError("delta ended before the patch was complete");
+      RETURN_IF_ERROR(Emit(out));
+    }
+    if (want != DigestHex(hash_)) {
+      return CorruptionError("body checksum mismatch after " + std::to_string(total_) + " bytes");
+    }
+    return total_;
+  }
+
+ private:
+  enum class Mode { kUnknown, kPlain, kDelta };
+  Status StartPatch() {
+    if (basis_ == nullptr) return CorruptionError("delta body without a basis on this side");
+    ASSIGN_OR_RETURN(patch_, RsyncJob::Patch(basis_, basis_size_));
+    return Status::Ok();
+  }
+  Status Emit(std::string_view bytes) {
+    total_ += bytes.size();
+    if (total_ > max_) {
+      return CorruptionError("body exceeds its limit of " + std::to_string(max_) + " bytes");
+    }
+    hash_.Update(bytes);
+    return sink_.Write(bytes);
+  }
+
+  BodySink& sink_;
+  uint64_t max_;
+  ReadableFile* basis_;
+  uint64_t basis_size_;
+  Mode mode_ = Mode::kUnknown;
+  std::unique_ptr<RsyncJob> patch_;
+  Sha1Hasher hash_;
+  uint64_t total_ = 0;
+};
+
+}  // namespace
+
+Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size, ReadableFile* basis,
+                             uint64_t basis_size) {
+  BodyReceiver rx(sink, max_size, basis, basis_size);
   while (true) {
     ASSIGN_OR_RETURN(Frame f, t.Receive());
     if (f.type == kError) return StatusFromError(f.payload);
     if (f.type == kDataEnd) {
       ASSIGN_OR_RETURN(std::string want, DecodeString(f.payload));
-      auto d = h.Finish();
-      std::string got =
-          HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
-      if (want != got) return CorruptionError("body checksum mismatch after " +
-                                              std::to_string(total) + " bytes");
-      return total;
+      return rx.Finish(want);
     }
-    if (f.type != kData) {
+    if (f.type != kData && f.type != kDeltaData) {
       return CorruptionError("protocol error: expected DATA, got type " + std::to_string(f.type));
     }
-    total += f.payload.size();
-    if (total > max_size) {
-      return CorruptionError("body exceeds its limit of " + std::to_string(max_size) + " bytes");
-    }
-    h.Update(f.payload);
-    RETURN_IF_ERROR(sink.Write(f.payload));
+    RETURN_IF_ERROR(rx.OnFrame(f));
   }
+}
+
+Result<uint64_t> SendFileDelta(Transport& t, ReadableFile& file, std::string_view signature) {
+  ASSIGN_OR_RETURN(auto job, RsyncJob::Delta(signature));
+  Sha1Hasher h;
+  std::string buf(kDataChunk, '\0'), out;
+  uint64_t off = 0;
+  bool done = false;
+  while (!done) {
+    ASSIGN_OR_RETURN(size_t n, file.ReadAt(off, std::span<char>(buf.data(), buf.size())));
+    std::string_view chunk(buf.data(), n);
+    h.Update(chunk);
+    off += n;
+    ASSIGN_OR_RETURN(done, job->Feed(chunk, n == 0, &out));
+    while (out.size() >= kDataChunk || (done && !out.empty())) {
+      size_t m = std::min(out.size(), kDataChunk);
+      RETURN_IF_ERROR(t.Send(kDeltaData, std::string_view(out).substr(0, m)));
+      out.erase(0, m);
+    }
+    if (n == 0 && !done) return InternalError("rsync delta did not finish");
+  }
+  RETURN_IF_ERROR(t.Send(kDataEnd, EncodeString(DigestHex(h))));
+  return off;
 }
 
 Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size) {

@@ -10,6 +10,7 @@
 
 #include "common/env.h"
 #include "common/status.h"
+#include "common/hash.h"
 #include "protocol/frame.h"
 
 namespace cyrsync::protocol {
@@ -39,6 +40,10 @@ Status SendBody(Transport& t, std::string_view data);
 // Streams a file from offset 0 to its end the same way; returns the byte count sent.
 Result<uint64_t> SendFileBody(Transport& t, ReadableFile& file);
 
+// Streams a file as a librsync delta against signature (the peer's copy), as DELTA_DATA
+// frames, then DATA_END with the SHA-1 of the whole new file. Returns the file's byte count.
+Result<uint64_t> SendFileDelta(Transport& t, ReadableFile& file, std::string_view signature);
+
 // Receives DATA* DATA_END; every chunk goes to sink. Fails with kCorruption when more than
 // max_size bytes arrive or the SHA-1 in DATA_END does not match.
 class BodySink {
@@ -46,7 +51,10 @@ class BodySink {
   virtual ~BodySink() = default;
   virtual Status Write(std::string_view chunk) = 0;
 };
-Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size);
+// A body may instead arrive as DELTA_DATA* DATA_END when basis (the receiver's current copy,
+// basis_size bytes) is given: it is patched, and the SHA-1 is checked on the result.
+Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size,
+                             ReadableFile* basis = nullptr, uint64_t basis_size = 0);
 Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size);
 
 }  // namespace cyrsync::protocol

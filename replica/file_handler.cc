@@ -28,7 +28,9 @@ Status StageSymlink(Store& s, const protocol::FilePut& put, const std::string& s
 Status StageFile(Transport& t, Store& s, const protocol::FilePut& put, const std::string& staged) {
   ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
   FileSink sink(std::move(wf));
-  RETURN_IF_ERROR(protocol::ReceiveBody(t, sink, s.options().max_file_size).status());
+  auto basis = s.OpenInstalled(put.path);
+  RETURN_IF_ERROR(
+      protocol::ReceiveBody(t, sink, s.options().max_file_size, basis.file.get(), basis.size).status());
   RETURN_IF_ERROR(sink.Finish());
   if (s.options().owner.set) {
     RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));

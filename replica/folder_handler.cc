@@ -63,7 +63,9 @@ Status ReceiveMeta(Transport& t, Store& s, Incoming& in) {
                         : name == "cyrus.expunge" ? &in.expunge_bytes
                                                   : nullptr;
     TeeSink tee(&sink, copy);
-    RETURN_IF_ERROR(protocol::ReceiveBody(t, tee, s.options().max_file_size).status());
+    auto basis = s.OpenInstalled(f.path);
+      RETURN_IF_ERROR(
+        protocol::ReceiveBody(t, tee, s.options().max_file_size, basis.file.get(), basis.size).status());
     RETURN_IF_ERROR(sink.Finish());
     if (s.options().owner.set) {
       RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "cyrus/paths.h"
+#include "protocol/rsync_codec.h"
 
 namespace cyrsync::replica {
 namespace {
@@ -19,6 +20,7 @@ const std::map<uint16_t, Handler>& Handlers() {
       {protocol::kFolderDelete, &HandleFolderDelete},
       {protocol::kFilePut, &HandleFilePut},
       {protocol::kFileRemove, &HandleFileRemove},
+      {protocol::kGetSignature, &HandleGetSignature},
   };
   return kTable;
 }
@@ -110,6 +112,18 @@ Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
     RETURN_IF_ERROR(s.manifest().Remove(stale));
   }
   return t.Send(protocol::kManifestEnd, protocol::EncodeU64(sent));
+}
+
+// Signature of the installed copy of a path, as a body; an empty body when there is no trusted
+// copy (the sender then sends the whole file).
+Status HandleGetSignature(Transport& t, Store& s, const Frame& f) {
+  ASSIGN_OR_RETURN(auto path, protocol::DecodePath(f.payload));
+  ASSIGN_OR_RETURN(std::string abs, s.Resolve(path));
+  (void)abs;
+  auto basis = s.OpenInstalled(path);
+  if (!basis.file) return protocol::SendBody(t, "");
+  ASSIGN_OR_RETURN(std::string sig, protocol::FileSignature(*basis.file));
+  return protocol::SendBody(t, sig);
 }
 
 }  // namespace cyrsync::replica

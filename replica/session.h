@@ -20,6 +20,7 @@ Status HandleFolderBegin(protocol::Transport& t, Store& s, const protocol::Frame
 Status HandleFolderDelete(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFilePut(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFileRemove(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleGetSignature(protocol::Transport& t, Store& s, const protocol::Frame& f);
 
 // Removes a folder's metadata, message files and (when empty) directories, and its manifest rows.
 Status RemoveFolderFiles(Store& s, const std::string& folder_key);

@@ -180,6 +180,17 @@ bool Store::StillInstalled(const StoredEntry& e) const {
   return st.ok() && *st == e.local;
 }
 
+Store::Installed Store::OpenInstalled(const protocol::WirePath& path) {
+  auto e = manifest_->Get(path);
+  if (!e.ok() || !*e || (*e)->entry.kind == protocol::EntryKind::kSymlink) return {};
+  if (!StillInstalled(**e)) return {};
+  auto abs = Resolve(path);
+  if (!abs.ok()) return {};
+  auto f = env_->OpenRead(*abs);
+  if (!f.ok()) return {};
+  return {std::move(*f), (*e)->local.size};
+}
+
 std::string EncodeJournal(const std::vector<StagedFile>& files) {
   std::string out;
   for (const auto& f : files) out += f.staged + "\t" + f.final + "\n";

@@ -67,6 +67,13 @@ class Store {
   Result<protocol::StatTuple> LocalStat(const std::string& abs) const;
   // True when the manifest entry's local copy is still exactly what was installed.
   bool StillInstalled(const StoredEntry& e) const;
+  // The installed copy of path, open for reading, when the manifest says it is still exactly
+  // what was installed (a librsync basis); nullptr otherwise.
+  struct Installed {
+    std::unique_ptr<ReadableFile> file;  // nullptr: no trusted copy
+    uint64_t size = 0;
+  };
+  Installed OpenInstalled(const protocol::WirePath& path);
 
  private:
   Store(Env* env, const cyrus::ImapdConf& conf, StoreOptions opts,

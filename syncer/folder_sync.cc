@@ -1,9 +1,13 @@
 #include "syncer/folder_sync.h"
 
+#include <map>
+
 #include "cyrus/index.h"
 
 namespace cyrsync::syncer {
 namespace {
+
+using Signatures = std::map<protocol::WirePath, std::string>;
 
 struct OpenMeta {
   cyrus::RootedPath path;
@@ -68,9 +72,29 @@ bool Unsettled(const FolderContext& ctx, const FileStat& st, int64_t now) {
   return st.mtime_ns > now - ctx.racy_window_ns || st.ctime_ns > now - ctx.racy_window_ns;
 }
 
+// Fetched before the locks are taken, so no round trip happens while Cyrus writers wait.
+Result<Signatures> FolderSignatures(protocol::Transport& t, const FolderContext& ctx,
+                                    const Folder& f) {
+  Signatures out;
+  std::vector<cyrus::RootedPath> paths = {f.header, f.index, f.expunge};
+  paths.insert(paths.end(), f.other_meta.begin(), f.other_meta.end());
+  for (const auto& p : paths) {
+    ASSIGN_OR_RETURN(std::string sig, SignatureIfWorthIt(t, ctx, ToWire(p)));
+    if (!sig.empty()) out[ToWire(p)] = std::move(sig);
+  }
+  return out;
+}
+
+Result<uint64_t> SendBodyOrDelta(protocol::Transport& t, ReadableFile& file,
+                                 const Signatures& sigs, const protocol::WirePath& path) {
+  auto it = sigs.find(path);
+  if (it == sigs.end()) return protocol::SendFileBody(t, file);
+  return protocol::SendFileDelta(t, file, it->second);
+}
+
 // Sends FOLDER_BEGIN and every metadata body while the locks are held.
 Status SendMetadata(protocol::Transport& t, const FolderContext& ctx, const Folder& f,
-                    bool full, FolderLocks& locks, bool* unsettled) {
+                    bool full, FolderLocks& locks, const Signatures& sigs, bool* unsettled) {
   ASSIGN_OR_RETURN(std::string index_bytes, locks.index->ReadAll());
   ASSIGN_OR_RETURN(auto hdr, cyrus::ParseIndexHeader(index_bytes, locks.index->path()));
   // Validate the whole index before anything leaves: a corrupt source index must not replace
@@ -89,7 +113,10 @@ Status SendMetadata(protocol::Transport& t, const FolderContext& ctx, const Fold
   fb.unsettled = *unsettled;
   RETURN_IF_ERROR(t.Send(protocol::kFolderBegin, protocol::Encode(fb)));
   for (auto& m : others) {
-    RETURN_IF_ERROR(protocol::SendFileBody(t, *m.file).status());
+    RETURN_IF_ERROR(SendBodyOrDelta(t, *m.file, sigs, ToWire(m.path)).status());
+  }
+  if (sigs.count(ToWire(f.index))) {
+    return SendBodyOrDelta(t, *locks.index, sigs, ToWire(f.index)).status();
   }
   return protocol::SendBody(t, index_bytes);
 }
@@ -119,6 +146,22 @@ Status SendMessages(protocol::Transport& t, const FolderContext& ctx, const Fold
 
 }  // namespace
 
+Result<std::string> FetchSignature(protocol::Transport& t, const protocol::WirePath& path) {
+  RETURN_IF_ERROR(t.Send(protocol::kGetSignature, protocol::EncodePath(path)));
+  return protocol::ReceiveBodyToString(t, uint64_t{1} << 30);
+}
+
+Result<std::string> SignatureIfWorthIt(protocol::Transport& t, const FolderContext& ctx,
+                                       const protocol::WirePath& path) {
+  if (ctx.view == nullptr) return std::string();
+  auto it = ctx.view->by_path.find(path);
+  if (it == ctx.view->by_path.end() || it->second.kind == protocol::EntryKind::kSymlink ||
+      it->second.source.size < kDeltaMinSize) {
+    return std::string();
+  }
+  return FetchSignature(t, path);
+}
+
 Result<FolderResult> SyncFolder(protocol::Transport& t, const FolderContext& ctx,
                                 const Folder& f, bool full, bool check_only) {
   FolderResult r;
@@ -127,9 +170,10 @@ Result<FolderResult> SyncFolder(protocol::Transport& t, const FolderContext& ctx
                              ToWire(f.archive_dir), true, false, {}};
     RETURN_IF_ERROR(t.Send(protocol::kFolderBegin, protocol::Encode(fb)));
   } else {
+    ASSIGN_OR_RETURN(Signatures sigs, FolderSignatures(t, ctx, f));
     FolderLocks locks;
     RETURN_IF_ERROR(TakeLocks(ctx, f, &locks));
-    RETURN_IF_ERROR(SendMetadata(t, ctx, f, full, locks, &r.unsettled));
+    RETURN_IF_ERROR(SendMetadata(t, ctx, f, full, locks, sigs, &r.unsettled));
   }  // locks released here: message files are immutable once written
   ASSIGN_OR_RETURN(protocol::Frame need_frame, protocol::ReceiveExpect(t, protocol::kFolderNeed));
   ASSIGN_OR_RETURN(auto need, protocol::DecodeNeed(need_frame.payload));

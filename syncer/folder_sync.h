@@ -27,7 +27,19 @@ struct FolderContext {
   Owner lock_owner;  // owner for lock files we have to create (the Cyrus user)
   int64_t racy_window_ns;
   spdlog::logger* log;
+  const ReplicaView* view = nullptr;  // the replica's manifest, to choose librsync deltas
 };
+
+// Files at least this large are sent as a librsync delta when the replica has a copy.
+inline constexpr uint64_t kDeltaMinSize = 64 << 10;
+
+// Asks the replica for the signature of its copy of path; "" when it has no trusted copy.
+Result<std::string> FetchSignature(protocol::Transport& t, const protocol::WirePath& path);
+
+// The signature to delta against for a file the replica holds (per view) and that is large
+// enough to benefit; "" otherwise.
+Result<std::string> SignatureIfWorthIt(protocol::Transport& t, const FolderContext& ctx,
+                                       const protocol::WirePath& path);
 
 // full: the replica compares with a readdir of its directories instead of trusting the index it
 // installed. check_only: send no metadata (the folder is unchanged); only repair message files.

@@ -120,6 +120,7 @@ Result<bool> CopyIfChanged(protocol::Transport& t, const FolderContext& ctx, con
     put.unsettled = st.ctime_ns > now - ctx.racy_window_ns;
     RETURN_IF_ERROR(t.Send(protocol::kFilePut, protocol::Encode(put)));
   } else {
+    ASSIGN_OR_RETURN(std::string sig, SignatureIfWorthIt(t, ctx, ToWire(f.path)));
     ASSIGN_OR_RETURN(auto file, ctx.env->OpenRead(abs));
     // Cyrus's databases take fcntl locks on the file itself; a shared lock gives a committed view.
     RETURN_IF_ERROR(file->Lock(LockMode::kShared));
@@ -130,7 +131,11 @@ Result<bool> CopyIfChanged(protocol::Transport& t, const FolderContext& ctx, con
     put.unsettled = locked.mtime_ns > now - ctx.racy_window_ns ||
                     locked.ctime_ns > now - ctx.racy_window_ns;
     RETURN_IF_ERROR(t.Send(protocol::kFilePut, protocol::Encode(put)));
-    RETURN_IF_ERROR(protocol::SendFileBody(t, *file).status());
+    if (sig.empty()) {
+      RETURN_IF_ERROR(protocol::SendFileBody(t, *file).status());
+    } else {
+      RETURN_IF_ERROR(protocol::SendFileDelta(t, *file, sig).status());
+    }
   }
   RETURN_IF_ERROR(protocol::ExpectOk(t));
   return true;

@@ -181,7 +181,8 @@ Result<PassStats> Syncer::RunPass() {
   stats.folders = plan.folders.size();
   stats.folders_missing = plan.guard.source_missing;
 
-  FolderContext ctx{env_, &conf_, CyrusOwner(env_, conf_), opts_.racy_window_ns, log_.get()};
+  FolderContext ctx{env_, &conf_, CyrusOwner(env_, conf_), opts_.racy_window_ns, log_.get(),
+                    &view};
   if (!plan.work.empty()) RunWorkers(plan.work, opts_.workers, connect_, ctx, stats);
 
   std::set<std::string> users = plan.users;
