@@ -45,6 +45,7 @@ struct Incoming {
   std::vector<protocol::NeedItem> need;
   bool missing_any = false;
   bool moved = false;
+  bool split() const { return archive_abs != data_abs; }
   std::optional<FolderRow> old_row;
   std::vector<StoredEntry> old_entries;
 };
@@ -76,11 +77,16 @@ Status ReceiveMeta(Transport& t, Store& s, Incoming& in) {
   return Status::Ok();
 }
 
-Status AddLive(std::string_view bytes, const std::string& what, std::map<Loc, std::string>* live) {
+// A message's location: its uid and whether it lives in the archive directory. Without a
+// separate archive partition the flag does not change where the file is, so it is dropped.
+Loc Where(uint32_t uid, bool archived, bool split) { return {uid, archived && split}; }
+
+Status AddLive(std::string_view bytes, const std::string& what, bool split,
+               std::map<Loc, std::string>* live) {
   if (bytes.empty()) return Status::Ok();
   ASSIGN_OR_RETURN(auto idx, cyrus::ParseIndex(bytes, what));
   for (const auto& r : idx.records) {
-    if (r.HasFile()) (*live)[{r.uid, r.Archived()}] = r.GuidHex();
+    if (r.HasFile()) (*live)[Where(r.uid, r.Archived(), split)] = r.GuidHex();
   }
   return Status::Ok();
 }
@@ -112,25 +118,19 @@ Status FindPresent(Store& s, Incoming& in) {
     ASSIGN_OR_RETURN(std::string abs, s.Resolve(old_index->entry.path));
     ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(s.env(), abs));
     std::map<Loc, std::string> old_live;
-    if (AddLive(bytes, abs, &old_live).ok()) {
+    if (AddLive(bytes, abs, in.split(), &old_live).ok()) {
       const StoredEntry* old_exp = FindEntry(in.old_entries, "cyrus.expunge");
       if (old_exp && s.StillInstalled(*old_exp)) {
         auto eabs = s.Resolve(old_exp->entry.path);
         auto ebytes = eabs.ok() ? ReadFileToString(s.env(), *eabs) : Result<std::string>("");
-        if (ebytes.ok()) (void)AddLive(*ebytes, *eabs, &old_live);
+        if (ebytes.ok()) (void)AddLive(*ebytes, *eabs, in.split(), &old_live);
       }
       for (const auto& [loc, guid] : old_live) in.present.insert(loc);
       return Status::Ok();
     }
   }
   RETURN_IF_ERROR(ListMessages(s.env(), in.data_abs, false, &in.present));
-  if (in.archive_abs != in.data_abs) {
-    RETURN_IF_ERROR(ListMessages(s.env(), in.archive_abs, true, &in.present));
-  } else {
-    std::set<Loc> archived;
-    for (const auto& [uid, a] : in.present) archived.insert({uid, true});
-    in.present.insert(archived.begin(), archived.end());
-  }
+  if (in.split()) RETURN_IF_ERROR(ListMessages(s.env(), in.archive_abs, true, &in.present));
   return Status::Ok();
 }
 
@@ -163,8 +163,9 @@ Status ComputeNeed(Store& s, Incoming& in) {
     ASSIGN_OR_RETURN(std::string abs, s.Resolve(idx->entry.path));
     ASSIGN_OR_RETURN(in.index_bytes, ReadFileToString(s.env(), abs));
   }
-  RETURN_IF_ERROR(AddLive(in.index_bytes, in.fb.intname + " cyrus.index", &in.live));
-  RETURN_IF_ERROR(AddLive(in.expunge_bytes, in.fb.intname + " cyrus.expunge", &in.live));
+  RETURN_IF_ERROR(AddLive(in.index_bytes, in.fb.intname + " cyrus.index", in.split(), &in.live));
+  RETURN_IF_ERROR(
+      AddLive(in.expunge_bytes, in.fb.intname + " cyrus.expunge", in.split(), &in.live));
   RETURN_IF_ERROR(FindPresent(s, in));
   for (const auto& [loc, guid] : in.live) {
     if (!in.present.count(loc)) in.need.push_back({loc.first, loc.second});
@@ -178,7 +179,7 @@ Status ComputeNeed(Store& s, Incoming& in) {
 Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
                       const std::set<Loc>& wanted) {
   ASSIGN_OR_RETURN(auto mp, protocol::DecodeMessagePut(f.payload));
-  Loc loc{mp.uid, mp.archived};
+  Loc loc = Where(mp.uid, mp.archived, in.split());
   if (!wanted.count(loc)) {
     return CorruptionError("protocol error: message " + std::to_string(mp.uid) + " not requested");
   }
@@ -202,7 +203,7 @@ Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
 
 Status ReceiveMessages(Transport& t, Store& s, Incoming& in) {
   std::set<Loc> wanted;
-  for (const auto& n : in.need) wanted.insert({n.uid, n.archived});
+  for (const auto& n : in.need) wanted.insert(Where(n.uid, n.archived, in.split()));
   while (true) {
     ASSIGN_OR_RETURN(Frame f, t.Receive());
     if (f.type == protocol::kFolderCommit) return Status::Ok();
@@ -289,6 +290,27 @@ Status RecordFolder(Store& s, Incoming& in) {
   return s.manifest().Apply(ups, removed, row);
 }
 
+// Metadata the source no longer has must go even if the manifest stopped tracking it (an entry
+// is dropped when the replica's copy was touched, e.g. by a replica Cyrus started for a test).
+void RemoveStrayMetadata(Store& s, const Incoming& in) {
+  if (in.meta.empty()) return;
+  std::set<std::string> keep, dirs;
+  for (const auto& m : in.meta) {
+    keep.insert(m.staged.final);
+    dirs.insert(Dirname(m.staged.final));
+  }
+  for (const auto& dir : dirs) {
+    auto ls = s.env()->ListDir(dir);
+    if (!ls.ok()) continue;
+    for (const auto& e : *ls) {
+      std::string path = JoinPath(dir, e.name);
+      if (e.type == EntryType::kFile && cyrus::IsMetaFileName(e.name) && !keep.count(path)) {
+        RemoveQuietly(s.env(), path);
+      }
+    }
+  }
+}
+
 void RemoveGoneMessages(Store& s, const Incoming& in) {
   if (in.moved) return;
   for (const auto& loc : in.present) {
@@ -323,6 +345,7 @@ Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
   RETURN_IF_ERROR(CommitFolder(s, in));
   RETURN_IF_ERROR(RecordFolder(s, in));
   RemoveGoneMessages(s, in);
+  RemoveStrayMetadata(s, in);
   RemoveOldLocation(s, in);
   s.log().debug("folder installed mailbox={} messages_received={} missing={}", in.fb.intname,
                 in.need.size(), in.missing_any);

@@ -41,6 +41,28 @@ def compare_step(tag, master, replica):
     check(f"{tag}: reconstruct/chk_cyrus on the replica find nothing", findings == [], findings)
 
 
+def remove_some_messages(inst, n):
+    victims = []
+    for root, dirs, files in sorted(os.walk(inst.spool)):
+        for f in sorted(files):
+            if f[:-1].isdigit() and f.endswith(".") and len(victims) < n:
+                victims.append(os.path.join(root, f))
+    for v in victims:
+        os.unlink(v)
+    return victims
+
+
+def make_stray_folder(inst):
+    """A directory holding a cyrus.header that no mailboxes.db entry points to."""
+    for root, dirs, files in os.walk(inst.spool):
+        if "cyrus.header" in files:
+            stray = os.path.join(inst.spool, "stray-folder")
+            os.makedirs(stray, exist_ok=True)
+            shutil.copy(os.path.join(root, "cyrus.header"), stray)
+            return stray
+    raise RuntimeError("no folder found")
+
+
 def scenario(base, legacy):
     tag = "legacy" if legacy else "uuid"
     master = cl.CyrusInstance(os.path.join(base, "m"), f"m{tag}", legacy_dirs=legacy)
@@ -79,6 +101,19 @@ def scenario(base, legacy):
         check(f"{tag}: purged folders are removed from the replica", st.get("deleted", 0) > 0 and
               st.get("failed") == 0, out[-1500:])
         compare_step(f"{tag} after purge", master, replica)
+
+        # A replica that lost message files: a normal pass trusts the installed indexes, --full
+        # lists the replica's directories and repairs; it also reports a folder directory on the
+        # master that mailboxes.db does not list.
+        lost = remove_some_messages(replica, 5)
+        stray = make_stray_folder(master)
+        rc, out, st = lab.run_sync(master, daemon, "-A", "--full")
+        check(f"{tag}: --full restores the {len(lost)} message files the replica lost",
+              st.get("messages") == len(lost) and all(os.path.exists(p) for p in lost), out[-1500:])
+        check(f"{tag}: --full reports the folder mailboxes.db does not list",
+              st.get("unlisted") == 1 and stray in out, out[-1500:])
+        shutil.rmtree(stray)
+        compare_step(f"{tag} after --full repair", master, replica)
 
         replica.start()
         try:
