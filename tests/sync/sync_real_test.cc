@@ -8,6 +8,9 @@
 #include <condition_variable>
 #include <filesystem>
 #include <regex>
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
 
 #include "cyrus/mboxlist.h"
 #include "syncer/folder_sync.h"
@@ -208,6 +211,70 @@ TEST_F(RealSpoolTest, CyrusWriterBlocksWhileFolderMetadataIsStreamed) {
   }
   EXPECT_TRUE(fs::exists(marker)) << "the writer did not proceed after the locks were released";
   gate.Close();
+}
+
+// Finds a folder of the master by internal name.
+syncer::Folder FindFolder(const cyrus::ImapdConf& conf, const std::string& intname) {
+  auto mailboxes = cyrus::LoadMailboxList(Env::Default(), conf);
+  EXPECT_TRUE(mailboxes.ok());
+  for (const auto& mb : *mailboxes) {
+    if (mb.intname == intname) return syncer::DescribeFolder(conf, mb);
+  }
+  ADD_FAILURE() << "no folder " << intname;
+  return {};
+}
+
+std::string ReadAll(const std::string& path) {
+  auto r = ReadFileToString(Env::Default(), path);
+  return r.ok() ? *r : std::string();
+}
+
+void WriteInPlace(const std::string& path, const std::string& bytes) {
+  FILE* f = std::fopen(path.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+  std::fclose(f);
+}
+
+TEST_F(RealSpoolTest, CorruptSourceIndexFailsOnlyThatFolderAndKeepsTheReplicaCopy) {
+  std::ostringstream logs;
+  auto log = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(logs));
+  syncer::Syncer s(Env::Default(), master_, QuietOptions(), replica_->Connector(), log);
+  ASSERT_TRUE(s.RunPass().ok());
+
+  syncer::Folder inbox = FindFolder(master_, "user.bob");
+  std::string master_index = *cyrus::Resolve(master_, inbox.index);
+  std::string replica_index = *cyrus::Resolve(replica_conf_, inbox.index);
+  const std::string good = ReadAll(master_index);
+  ASSERT_GT(good.size(), 200u);
+  std::string bad = good;
+  bad[160 + 12] ^= 0x40;  // the first record's size field: its CRC no longer matches
+  WriteInPlace(master_index, bad);
+  auto pass = s.RunPass();
+  WriteInPlace(master_index, good);
+  ASSERT_TRUE(pass.ok()) << pass.error().ToString();
+  EXPECT_EQ(pass->folders_failed, 1u);
+  EXPECT_NE(logs.str().find(master_index), std::string::npos) << logs.str();
+  EXPECT_NE(logs.str().find("offset 160"), std::string::npos) << logs.str();
+  EXPECT_EQ(ReadAll(replica_index), good) << "the replica's good copy must stay";
+}
+
+TEST_F(RealSpoolTest, FolderVanishedFromTheSourceIsCountedNotDeleted) {
+  syncer::Syncer s(Env::Default(), master_, QuietOptions(), replica_->Connector(), NullLogger());
+  auto first = s.RunPass();
+  ASSERT_TRUE(first.ok());
+  syncer::Folder drafts = FindFolder(master_, "user.carol.Drafts");
+  std::string dir = Dirname(*cyrus::Resolve(master_, drafts.index));
+  std::string replica_dir = Dirname(*cyrus::Resolve(replica_conf_, drafts.index));
+  ASSERT_EQ(std::rename(dir.c_str(), (dir + ".away").c_str()), 0);
+  auto pass = s.RunPass();
+  ASSERT_EQ(std::rename((dir + ".away").c_str(), dir.c_str()), 0);
+  ASSERT_TRUE(pass.ok()) << pass.error().ToString();
+  EXPECT_EQ(pass->folders_missing, 1u);
+  EXPECT_EQ(pass->folders_failed, 0u);
+  EXPECT_EQ(pass->folders_deleted, 0u);
+  EXPECT_TRUE(fs::exists(replica_dir + "/cyrus.index"));
 }
 
 }  // namespace
