@@ -9,64 +9,7 @@ namespace {
 
 using Signatures = std::map<protocol::WirePath, std::string>;
 
-struct OpenMeta {
-  cyrus::RootedPath path;
-  std::unique_ptr<ReadableFile> file;
-  FileStat st;
-};
-
-// Locks held while the metadata is read, released in reverse order on destruction.
-struct FolderLocks {
-  std::unique_ptr<FileLock> ns;
-  std::unique_ptr<FileLock> name;
-  std::unique_ptr<ReadableFile> index;  // carries the F_RDLCK
-  FileStat index_st;
-};
-
-// Opens cyrus.index and read-locks it; reopens if Cyrus replaced it (repack) meanwhile.
-Status LockIndex(const FolderContext& ctx, const std::string& abs, FolderLocks* l) {
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    ASSIGN_OR_RETURN(l->index, ctx.env->OpenRead(abs));
-    RETURN_IF_ERROR(l->index->Lock(LockMode::kShared));
-    ASSIGN_OR_RETURN(l->index_st, l->index->Stat());
-    auto now = ctx.env->Stat(abs);
-    if (!now.ok()) return now.error();
-    if (now->ino == l->index_st.ino) return Status::Ok();
-    l->index.reset();
-  }
-  return AbortedError("cyrus.index keeps being replaced: " + abs);
-}
-
-Status TakeLocks(const FolderContext& ctx, const Folder& f, FolderLocks* l) {
-  if (!f.owner.empty()) {
-    ASSIGN_OR_RETURN(l->ns, ctx.env->LockFile(cyrus::UserNamespaceLockPath(*ctx.conf, f.owner),
-                                              LockMode::kShared, true, ctx.lock_owner));
-  }
-  ASSIGN_OR_RETURN(l->name, ctx.env->LockFile(cyrus::MailboxNameLockPath(*ctx.conf, f.mb),
-                                              LockMode::kShared, true, ctx.lock_owner));
-  ASSIGN_OR_RETURN(std::string abs, cyrus::Resolve(*ctx.conf, f.index));
-  return LockIndex(ctx, abs, l);
-}
-
-// Opens every other cyrus.* file that exists (under the locks).
-Result<std::vector<OpenMeta>> OpenOtherMeta(const FolderContext& ctx, const Folder& f,
-                                            uint32_t minor) {
-  std::vector<cyrus::RootedPath> paths = {f.header};
-  paths.insert(paths.end(), f.other_meta.begin(), f.other_meta.end());
-  if (minor > 0 && minor < 12) paths.push_back(f.expunge);
-  std::vector<OpenMeta> out;
-  for (const auto& p : paths) {
-    ASSIGN_OR_RETURN(std::string abs, cyrus::Resolve(*ctx.conf, p));
-    auto file = ctx.env->OpenRead(abs);
-    if (!file.ok()) {
-      if (file.error().code() == Code::kNotFound && !(p == f.header)) continue;
-      return file.error();
-    }
-    ASSIGN_OR_RETURN(FileStat st, (*file)->Stat());
-    out.push_back({p, std::move(*file), st});
-  }
-  return out;
-}
+using cyrus::OpenMeta;
 
 bool Unsettled(const FolderContext& ctx, const FileStat& st, int64_t now) {
   return st.mtime_ns > now - ctx.racy_window_ns || st.ctime_ns > now - ctx.racy_window_ns;
@@ -94,13 +37,14 @@ Result<uint64_t> SendBodyOrDelta(protocol::Transport& t, ReadableFile& file,
 
 // Sends FOLDER_BEGIN and every metadata body while the locks are held.
 Status SendMetadata(protocol::Transport& t, const FolderContext& ctx, const Folder& f,
-                    bool full, FolderLocks& locks, const Signatures& sigs, bool* unsettled) {
+                    bool full, cyrus::FolderReadLock& locks, const Signatures& sigs,
+                    bool* unsettled) {
   ASSIGN_OR_RETURN(std::string index_bytes, locks.index->ReadAll());
   ASSIGN_OR_RETURN(auto hdr, cyrus::ParseIndexHeader(index_bytes, locks.index->path()));
   // Validate the whole index before anything leaves: a corrupt source index must not replace
   // the replica's good copy.
   RETURN_IF_ERROR(cyrus::ParseIndex(index_bytes, locks.index->path()).status());
-  ASSIGN_OR_RETURN(auto others, OpenOtherMeta(ctx, f, hdr.minor_version));
+  ASSIGN_OR_RETURN(auto others, cyrus::OpenFolderMeta(ctx.env, *ctx.conf, f, hdr.minor_version));
   int64_t now = ctx.env->NowNanos();
   protocol::FolderBegin fb{f.key, f.owner, f.mb.intname, ToWire(f.data_dir),
                            ToWire(f.archive_dir), full, false, {}};
@@ -171,9 +115,8 @@ Result<FolderResult> SyncFolder(protocol::Transport& t, const FolderContext& ctx
     RETURN_IF_ERROR(t.Send(protocol::kFolderBegin, protocol::Encode(fb)));
   } else {
     ASSIGN_OR_RETURN(Signatures sigs, FolderSignatures(t, ctx, f));
-    FolderLocks locks;
-    RETURN_IF_ERROR(TakeLocks(ctx, f, &locks));
-    RETURN_IF_ERROR(SendMetadata(t, ctx, f, full, locks, sigs, &r.unsettled));
+    ASSIGN_OR_RETURN(auto locks, cyrus::LockFolderForRead(ctx.env, *ctx.conf, f, ctx.lock_owner));
+    RETURN_IF_ERROR(SendMetadata(t, ctx, f, full, *locks, sigs, &r.unsettled));
   }  // locks released here: message files are immutable once written
   ASSIGN_OR_RETURN(protocol::Frame need_frame, protocol::ReceiveExpect(t, protocol::kFolderNeed));
   ASSIGN_OR_RETURN(auto need, protocol::DecodeNeed(need_frame.payload));

@@ -8,22 +8,6 @@ protocol::StatTuple ToTuple(const FileStat& st) {
   return {st.size, st.mtime_ns, st.ctime_ns, st.ino};
 }
 
-Folder DescribeFolder(const cyrus::ImapdConf& conf, const cyrus::MailboxEntry& mb) {
-  Folder f;
-  f.mb = mb;
-  f.key = mb.uniqueid.empty() ? mb.intname : mb.uniqueid;
-  f.owner = mb.Owner();
-  f.data_dir = cyrus::DataDir(conf, mb);
-  f.archive_dir = cyrus::ArchiveDir(conf, mb);
-  f.header = cyrus::MetaPath(conf, mb, cyrus::MetaFile::kHeader);
-  f.index = cyrus::MetaPath(conf, mb, cyrus::MetaFile::kIndex);
-  f.expunge = cyrus::MetaPath(conf, mb, cyrus::MetaFile::kExpunge);
-  for (auto m : {cyrus::MetaFile::kCache, cyrus::MetaFile::kAnnotations}) {
-    f.other_meta.push_back(cyrus::MetaPath(conf, mb, m));
-  }
-  return f;
-}
-
 void ReplicaView::Add(protocol::ManifestEntry e) {
   if (e.kind == protocol::EntryKind::kMeta && !e.folder_key.empty()) {
     by_folder[e.folder_key].push_back(e);

@@ -10,6 +10,7 @@
 
 #include "common/env.h"
 #include "cyrus/config.h"
+#include "cyrus/folder.h"
 #include "cyrus/mboxlist.h"
 #include "cyrus/paths.h"
 #include "protocol/messages.h"
@@ -19,17 +20,8 @@ namespace cyrsync::syncer {
 protocol::WirePath ToWire(const cyrus::RootedPath& p);
 protocol::StatTuple ToTuple(const FileStat& st);
 
-// Everything about one source folder the planner and the copier need.
-struct Folder {
-  cyrus::MailboxEntry mb;
-  std::string key;    // uniqueid, or the internal name when there is none
-  std::string owner;  // userid or "" for shared folders
-  cyrus::RootedPath data_dir, archive_dir;
-  cyrus::RootedPath header, index, expunge;
-  std::vector<cyrus::RootedPath> other_meta;  // cache, annotations, squat?, dav
-};
-
-Folder DescribeFolder(const cyrus::ImapdConf& conf, const cyrus::MailboxEntry& mb);
+using Folder = cyrus::Folder;
+using cyrus::DescribeFolder;
 
 // Manifest as received from the replica, indexed by path and by folder key.
 struct ReplicaView {

@@ -53,12 +53,6 @@ Result<ReplicaView> FetchManifest(protocol::Transport& t) {
   }
 }
 
-Owner CyrusOwner(Env* env, const cyrus::ImapdConf& conf) {
-  auto st = env->Stat(conf.configdirectory);
-  if (!st.ok()) return {};
-  return {true, st->uid, st->gid};
-}
-
 }  // namespace
 
 Result<std::string> Handshake(protocol::Transport& t) {
@@ -181,7 +175,7 @@ Result<PassStats> Syncer::RunPass() {
   stats.folders = plan.folders.size();
   stats.folders_missing = plan.guard.source_missing;
 
-  FolderContext ctx{env_, &conf_, CyrusOwner(env_, conf_), opts_.racy_window_ns, log_.get(),
+  FolderContext ctx{env_, &conf_, cyrus::SpoolOwner(env_, conf_), opts_.racy_window_ns, log_.get(),
                     &view};
   if (!plan.work.empty()) RunWorkers(plan.work, opts_.workers, connect_, ctx, stats);
 

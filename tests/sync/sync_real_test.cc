@@ -277,5 +277,25 @@ TEST_F(RealSpoolTest, FolderVanishedFromTheSourceIsCountedNotDeleted) {
   EXPECT_TRUE(fs::exists(replica_dir + "/cyrus.index"));
 }
 
+// A file copied within the racy window of its last change may change again inside the same
+// timestamp tick without its stat tuple changing; it must be copied again on the next pass.
+TEST_F(RealSpoolTest, FolderCopiedWithinTheRacyWindowIsCopiedAgainNextPass) {
+  syncer::Options opts = QuietOptions();
+  syncer::Syncer quiet(Env::Default(), master_, opts, replica_->Connector(), NullLogger());
+  ASSERT_TRUE(quiet.RunPass().ok());
+  DeliverOne("racy-" + std::to_string(counter_));
+  opts.racy_window_ns = int64_t{3600} * 1'000'000'000;  // every recent change counts as racy
+  syncer::Syncer racy(Env::Default(), master_, opts, replica_->Connector(), NullLogger());
+  auto pass = racy.RunPass();
+  ASSERT_TRUE(pass.ok());
+  EXPECT_GE(pass->folders_unsettled, 1u);
+  auto again = quiet.RunPass();  // nothing changed on the source since
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->folders_changed, pass->folders_unsettled);
+  auto settled = quiet.RunPass();
+  ASSERT_TRUE(settled.ok());
+  EXPECT_EQ(settled->folders_changed, 0u);
+}
+
 }  // namespace
 }  // namespace cyrsync::testing
