@@ -65,7 +65,116 @@ Result<ManifestEntry> GetEntry(PayloadReader& r) {
   return e;
 }
 
+void Put(PayloadWriter& w, const StateFile& f) {
+  w.PutString(f.name);
+  Put(w, f.path);
+  w.PutU8(static_cast<uint8_t>(f.kind));
+  Put(w, f.stat);
+  w.PutString(f.target);
+}
+Result<StateFile> GetStateFile(PayloadReader& r) {
+  StateFile f;
+  ASSIGN_OR_RETURN(f.name, r.String(4096));
+  ASSIGN_OR_RETURN(f.path, GetPath(r));
+  ASSIGN_OR_RETURN(uint8_t kind, r.U8());
+  if (kind > 2) return CorruptionError("state file kind out of range");
+  f.kind = static_cast<EntryKind>(kind);
+  ASSIGN_OR_RETURN(f.stat, GetStat(r));
+  ASSIGN_OR_RETURN(f.target, r.String(4096));
+  return f;
+}
+void PutFiles(PayloadWriter& w, const std::vector<StateFile>& files) {
+  w.PutU32(static_cast<uint32_t>(files.size()));
+  for (const auto& f : files) Put(w, f);
+}
+Result<std::vector<StateFile>> GetFiles(PayloadReader& r) {
+  ASSIGN_OR_RETURN(uint32_t n, GetCount(r));
+  std::vector<StateFile> out;
+  for (uint32_t i = 0; i < n; ++i) {
+    ASSIGN_OR_RETURN(auto f, GetStateFile(r));
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string Encode(const UserState& m) {
+  PayloadWriter w;
+  w.PutI64(m.synced_at);
+  w.PutU32(static_cast<uint32_t>(m.folders.size()));
+  for (const auto& f : m.folders) {
+    w.PutString(f.folder_key);
+    w.PutString(f.intname);
+    w.PutString(f.mbtype);
+    PutFiles(w, f.files);
+  }
+  PutFiles(w, m.user_files);
+  return w.Take();
+}
+Result<UserState> DecodeUserState(std::string_view p) {
+  PayloadReader r(p);
+  UserState m;
+  ASSIGN_OR_RETURN(m.synced_at, r.I64());
+  ASSIGN_OR_RETURN(uint32_t n, GetCount(r));
+  for (uint32_t i = 0; i < n; ++i) {
+    FolderState f;
+    ASSIGN_OR_RETURN(f.folder_key, r.String(1024));
+    ASSIGN_OR_RETURN(f.intname, r.String(4096));
+    ASSIGN_OR_RETURN(f.mbtype, r.String(64));
+    ASSIGN_OR_RETURN(f.files, GetFiles(r));
+    m.folders.push_back(std::move(f));
+  }
+  ASSIGN_OR_RETURN(m.user_files, GetFiles(r));
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+std::string Encode(const StateFile& m) {
+  PayloadWriter w;
+  Put(w, m);
+  return w.Take();
+}
+Result<StateFile> DecodeStateFile(std::string_view p) {
+  PayloadReader r(p);
+  ASSIGN_OR_RETURN(auto f, GetStateFile(r));
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return f;
+}
+std::string Encode(const MessageFetch& m) {
+  PayloadWriter w;
+  w.PutString(m.folder_key);
+  w.PutU32(m.uid);
+  w.PutU8(m.archived);
+  return w.Take();
+}
+Result<MessageFetch> DecodeMessageFetch(std::string_view p) {
+  PayloadReader r(p);
+  MessageFetch m;
+  ASSIGN_OR_RETURN(m.folder_key, r.String(1024));
+  ASSIGN_OR_RETURN(m.uid, r.U32());
+  ASSIGN_OR_RETURN(m.archived, GetBool(r));
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+std::string Encode(const PassDone& m) {
+  PayloadWriter w;
+  w.PutU32(static_cast<uint32_t>(m.users.size()));
+  for (const auto& u : m.users) w.PutString(u);
+  w.PutI64(m.time);
+  return w.Take();
+}
+Result<PassDone> DecodePassDone(std::string_view p) {
+  PayloadReader r(p);
+  PassDone m;
+  ASSIGN_OR_RETURN(uint32_t n, GetCount(r));
+  for (uint32_t i = 0; i < n; ++i) {
+    ASSIGN_OR_RETURN(auto u, r.String(1024));
+    m.users.push_back(std::move(u));
+  }
+  ASSIGN_OR_RETURN(m.time, r.I64());
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
 
 std::string Encode(const Hello& m) {
   PayloadWriter w;

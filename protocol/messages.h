@@ -35,6 +35,14 @@ enum MsgType : uint16_t {
   kDataEnd = 41,
   kDeltaData = 42,
   kOk = 50,
+  kUserState = 60,
+  kUserStateOk = 61,
+  kFolderFetch = 62,
+  kMetaFile = 63,
+  kMessageFetch = 64,
+  kFileFetch = 65,
+  kAbsent = 66,
+  kPassDone = 70,
   kError = 255,
 };
 
@@ -119,6 +127,39 @@ struct FilePut {
   std::string target;      // kSymlink
 };
 
+// Read service (HELLO mode "read"): what a snapshot host sees of one user.
+struct StateFile {
+  std::string name;  // cyrus.* basename, or archive name "user/seen.db", "sieve/main.bc", ...
+  WirePath path;     // user files only
+  EntryKind kind = EntryKind::kFile;
+  StatTuple stat;
+  std::string target;  // symlinks
+};
+
+struct FolderState {
+  std::string folder_key;
+  std::string intname;
+  std::string mbtype;
+  std::vector<StateFile> files;  // cyrus.header and cyrus.index stat tuples
+};
+
+struct UserState {
+  int64_t synced_at = 0;  // unix seconds the replica was last synced for this user; 0 unknown
+  std::vector<FolderState> folders;
+  std::vector<StateFile> user_files;
+};
+
+struct MessageFetch {
+  std::string folder_key;
+  uint32_t uid = 0;
+  bool archived = false;
+};
+
+struct PassDone {
+  std::vector<std::string> users;  // empty: every user
+  int64_t time = 0;
+};
+
 struct ErrorMsg {
   uint32_t code = 0;
   std::string message;
@@ -131,6 +172,14 @@ std::string Encode(const MessagePut& m);
 std::string Encode(const FolderDelete& m);
 std::string Encode(const FilePut& m);
 std::string Encode(const ErrorMsg& m);
+std::string Encode(const UserState& m);
+std::string Encode(const StateFile& m);
+std::string Encode(const MessageFetch& m);
+std::string Encode(const PassDone& m);
+Result<UserState> DecodeUserState(std::string_view p);
+Result<StateFile> DecodeStateFile(std::string_view p);
+Result<MessageFetch> DecodeMessageFetch(std::string_view p);
+Result<PassDone> DecodePassDone(std::string_view p);
 std::string EncodeManifestChunk(const std::vector<ManifestEntry>& entries);
 std::string EncodeNeed(const std::vector<NeedItem>& items);
 std::string EncodeU32(uint32_t v);

@@ -29,8 +29,12 @@ Status StageFile(Transport& t, Store& s, const protocol::FilePut& put, const std
   ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
   FileSink sink(std::move(wf));
   auto basis = s.OpenInstalled(put.path);
-  RETURN_IF_ERROR(
-      protocol::ReceiveBody(t, sink, s.options().max_file_size, basis.file.get(), basis.size).status());
+  ASSIGN_OR_RETURN(uint64_t got, protocol::ReceiveBody(t, sink, s.options().max_file_size,
+                                                       basis.file.get(), basis.size));
+  if (got != put.size) {
+    return CorruptionError("file " + put.path.rel + " declared " + std::to_string(put.size) +
+                           " bytes, sent " + std::to_string(got));
+  }
   RETURN_IF_ERROR(sink.Finish());
   if (s.options().owner.set) {
     RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));

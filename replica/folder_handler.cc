@@ -45,6 +45,7 @@ struct Incoming {
   std::vector<protocol::NeedItem> need;
   bool missing_any = false;
   bool moved = false;
+  std::string occupant;  // another folder recorded at this directory (gone on the source)
   bool split() const { return archive_abs != data_abs; }
   std::optional<FolderRow> old_row;
   std::vector<StoredEntry> old_entries;
@@ -113,7 +114,8 @@ Status ListMessages(Env* env, const std::string& dir, bool archived, std::set<Lo
 // exactly what was installed (and the folder did not move), else a readdir of its directories.
 Status FindPresent(Store& s, Incoming& in) {
   const StoredEntry* old_index = FindEntry(in.old_entries, "cyrus.index");
-  bool trusted = !in.fb.full && !in.moved && old_index && s.StillInstalled(*old_index);
+  bool trusted = !in.fb.full && !in.moved && in.occupant.empty() && old_index &&
+                 s.StillInstalled(*old_index);
   if (trusted) {
     ASSIGN_OR_RETURN(std::string abs, s.Resolve(old_index->entry.path));
     ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(s.env(), abs));
@@ -142,8 +144,8 @@ std::string MessagePath(const Incoming& in, uint32_t uid, bool archived) {
 // the old directory instead of asking the source for them again.
 void LinkFromOldLocation(Store& s, Incoming& in) {
   if (!in.moved || !in.old_row) return;
-  auto old_data = s.Resolve(in.old_row->data_dir);
-  auto old_arch = s.Resolve(in.old_row->archive_dir);
+  auto old_data = s.Resolve(in.old_row->data_dir, Store::Target::kDir);
+  auto old_arch = s.Resolve(in.old_row->archive_dir, Store::Target::kDir);
   if (!old_data.ok() || !old_arch.ok()) return;
   std::vector<protocol::NeedItem> still;
   for (const auto& n : in.need) {
@@ -168,11 +170,15 @@ Status ComputeNeed(Store& s, Incoming& in) {
       AddLive(in.expunge_bytes, in.fb.intname + " cyrus.expunge", in.split(), &in.live));
   RETURN_IF_ERROR(FindPresent(s, in));
   for (const auto& [loc, guid] : in.live) {
-    if (!in.present.count(loc)) in.need.push_back({loc.first, loc.second});
+    if (!in.occupant.empty() || !in.present.count(loc)) in.need.push_back({loc.first, loc.second});
   }
-  RETURN_IF_ERROR(s.EnsureDir(in.data_abs));
-  if (in.archive_abs != in.data_abs) RETURN_IF_ERROR(s.EnsureDir(in.archive_abs));
-  LinkFromOldLocation(s, in);
+  if (in.moved) {
+    // Directories are created only once the exchange is under way (a refused request leaves
+    // no trace), except here, where links from the old location need them.
+    RETURN_IF_ERROR(s.EnsureDir(in.data_abs));
+    if (in.split()) RETURN_IF_ERROR(s.EnsureDir(in.archive_abs));
+    LinkFromOldLocation(s, in);
+  }
   return Status::Ok();
 }
 
@@ -187,7 +193,11 @@ Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
   ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(dir));
   ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
   FileSink sink(std::move(wf));
-  RETURN_IF_ERROR(protocol::ReceiveBody(t, sink, s.options().max_file_size).status());
+  ASSIGN_OR_RETURN(uint64_t got, protocol::ReceiveBody(t, sink, s.options().max_file_size));
+  if (mp.size != 0 && got != mp.size) {
+    return CorruptionError("message " + std::to_string(mp.uid) + " declared " +
+                           std::to_string(mp.size) + " bytes, sent " + std::to_string(got));
+  }
   RETURN_IF_ERROR(sink.Finish());
   if (s.options().owner.set) {
     RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));
@@ -198,7 +208,9 @@ Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
                  mp.uid);
   }
   // A message file the index does not name yet is a harmless stray to Cyrus.
-  return s.env()->Rename(staged, MessagePath(in, mp.uid, mp.archived));
+  const std::string final_path = MessagePath(in, mp.uid, mp.archived);
+  RETURN_IF_ERROR(s.EnsureDir(Dirname(final_path)));
+  return s.env()->Rename(staged, final_path);
 }
 
 Status ReceiveMessages(Transport& t, Store& s, Incoming& in) {
@@ -206,10 +218,18 @@ Status ReceiveMessages(Transport& t, Store& s, Incoming& in) {
   for (const auto& n : in.need) wanted.insert(Where(n.uid, n.archived, in.split()));
   while (true) {
     ASSIGN_OR_RETURN(Frame f, t.Receive());
-    if (f.type == protocol::kFolderCommit) return Status::Ok();
+    if (f.type == protocol::kFolderCommit) {
+      if (!f.payload.empty()) return CorruptionError("protocol error: FOLDER_COMMIT with payload");
+      return Status::Ok();
+    }
     if (f.type == protocol::kMessagePut) {
       RETURN_IF_ERROR(ReceiveMessage(t, s, in, f, wanted));
     } else if (f.type == protocol::kMessageMissing) {
+      ASSIGN_OR_RETURN(uint32_t uid, protocol::DecodeU32(f.payload));
+      if (!wanted.count(Where(uid, false, false)) && !wanted.count(Where(uid, true, in.split()))) {
+        return CorruptionError("protocol error: missing message " + std::to_string(uid) +
+                               " was not requested");
+      }
       in.missing_any = true;
     } else {
       return CorruptionError("protocol error: unexpected type " + std::to_string(f.type) +
@@ -231,7 +251,7 @@ void RemoveOldLocation(Store& s, const Incoming& in) {
     if (abs.ok()) RemoveQuietly(s.env(), *abs);
   }
   for (const auto& dir : {in.old_row->data_dir, in.old_row->archive_dir}) {
-    auto abs = s.Resolve(dir);
+    auto abs = s.Resolve(dir, Store::Target::kDir);
     if (!abs.ok()) continue;
     std::set<Loc> files;
     (void)ListMessages(s.env(), *abs, false, &files);
@@ -242,8 +262,12 @@ void RemoveOldLocation(Store& s, const Incoming& in) {
 
 Status CommitFolder(Store& s, Incoming& in) {
   RETURN_IF_ERROR(s.CheckCyrusStopped());
+  RETURN_IF_ERROR(s.EnsureDir(in.data_abs));
   RETURN_IF_ERROR(s.env()->SyncDir(in.data_abs));
-  if (in.archive_abs != in.data_abs) RETURN_IF_ERROR(s.env()->SyncDir(in.archive_abs));
+  if (in.split()) {
+    RETURN_IF_ERROR(s.EnsureDir(in.archive_abs));
+    RETURN_IF_ERROR(s.env()->SyncDir(in.archive_abs));
+  }
   std::vector<StagedFile> staged;
   // cyrus.index goes last: it is what makes the new set current.
   for (const auto& m : in.meta) {
@@ -326,16 +350,16 @@ Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
   Incoming in;
   ASSIGN_OR_RETURN(in.fb, protocol::DecodeFolderBegin(f.payload));
   RETURN_IF_ERROR(s.CheckCyrusStopped());
-  ASSIGN_OR_RETURN(in.data_abs, s.Resolve(in.fb.data_dir));
-  ASSIGN_OR_RETURN(in.archive_abs, s.Resolve(in.fb.archive_dir));
+  ASSIGN_OR_RETURN(in.data_abs, s.Resolve(in.fb.data_dir, Store::Target::kDir));
+  ASSIGN_OR_RETURN(in.archive_abs, s.Resolve(in.fb.archive_dir, Store::Target::kDir));
   ASSIGN_OR_RETURN(in.old_row, s.manifest().GetFolder(in.fb.folder_key));
   ASSIGN_OR_RETURN(in.old_entries, s.manifest().FolderEntries(in.fb.folder_key));
   // Another folder recorded at this directory is gone (deleted and re-created under the same
   // name in the by-name layout): remove it first so none of its files pass for the new one's.
+  // Its files are not trusted as ours (readdir names them all, the new index asks for every
+  // message); at commit its records are dropped and its files no longer named are removed.
   ASSIGN_OR_RETURN(auto occupant, s.manifest().FolderAtDir(in.fb.data_dir));
-  if (occupant && occupant->folder_key != in.fb.folder_key) {
-    RETURN_IF_ERROR(RemoveFolderFiles(s, occupant->folder_key));
-  }
+  if (occupant && occupant->folder_key != in.fb.folder_key) in.occupant = occupant->folder_key;
   in.moved = in.old_row && !(in.old_row->data_dir == in.fb.data_dir &&
                              in.old_row->archive_dir == in.fb.archive_dir);
   RETURN_IF_ERROR(ReceiveMeta(t, s, in));
@@ -343,6 +367,7 @@ Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
   RETURN_IF_ERROR(t.Send(protocol::kFolderNeed, protocol::EncodeNeed(in.need)));
   RETURN_IF_ERROR(ReceiveMessages(t, s, in));
   RETURN_IF_ERROR(CommitFolder(s, in));
+  if (!in.occupant.empty()) RETURN_IF_ERROR(s.manifest().RemoveFolder(in.occupant));
   RETURN_IF_ERROR(RecordFolder(s, in));
   RemoveGoneMessages(s, in);
   RemoveStrayMetadata(s, in);

@@ -19,7 +19,11 @@ protocol::StatTuple ToTuple(const FileStat& st) {
 Status CheckRel(std::string_view rel) {
   if (rel.empty()) return InvalidArgumentError("empty path");
   if (rel.front() == '/') return InvalidArgumentError("absolute path refused: " + std::string(rel));
-  if (rel.find('\0') != std::string_view::npos) return InvalidArgumentError("NUL in path");
+  for (unsigned char c : rel) {
+    // Control characters (NUL, TAB, LF, ...) have no place in a Cyrus path and would let a
+    // peer forge lines of the install journal.
+    if (c < 0x20 || c == 0x7f) return InvalidArgumentError("control character in path refused");
+  }
   size_t start = 0;
   while (start <= rel.size()) {
     size_t end = rel.find('/', start);
@@ -77,7 +81,11 @@ Status Store::RecoverJournals() {
     std::set<std::string> dirs;
     for (const auto& f : files) {
       Status st = env_->Rename(f.staged, f.final);
-      if (!st.ok() && st.code() != Code::kNotFound) return st.WithContext("journal " + path);
+      if (!st.ok() && st.code() != Code::kNotFound) {
+        // Never block the daemon's start: the folder stays unrecorded and is copied again.
+        log_->error("install journal entry failed journal={} error=\"{}\"", path, st.ToString());
+        (void)env_->Remove(f.staged);
+      }
       dirs.insert(Dirname(f.final));
     }
     for (const auto& d : dirs) RETURN_IF_ERROR(env_->SyncDir(d));
@@ -122,23 +130,33 @@ Status Store::CheckCyrusStopped() const {
   return Status::Ok();
 }
 
-Result<std::string> Store::Resolve(const protocol::WirePath& p) const {
+Result<std::string> Store::Resolve(const protocol::WirePath& p, Target target) const {
   auto root = conf_.RootDir(p.root);
   if (!root.ok()) return InvalidArgumentError("unknown root refused: " + p.root);
   RETURN_IF_ERROR(CheckRel(p.rel));
+  const std::string abs = JoinPath(*root, p.rel);
+  const std::string& state = opts_.state_dir;
+  if (abs == state || abs.rfind(state + "/", 0) == 0) {
+    return InvalidArgumentError("path inside the replica's state directory refused: " + p.rel);
+  }
   std::string cur = *root;
   size_t start = 0;
   while (start < p.rel.size()) {
     size_t end = p.rel.find('/', start);
     if (end == std::string::npos) end = p.rel.size();
-    if (end == p.rel.size()) break;  // the final component itself is replaced, not followed
     cur = JoinPath(cur, p.rel.substr(start, end - start));
     auto st = env_->Stat(cur);
     if (!st.ok()) break;  // the rest will be created by us
-    if (st->IsSymlink()) return InvalidArgumentError("path through a symlink refused: " + cur);
+    bool last = end == p.rel.size();
+    if (st->IsSymlink() && !(last && target == Target::kFile)) {
+      return InvalidArgumentError("path through a symlink refused: " + cur);
+    }
+    if (last && target == Target::kFile && st->IsDir()) {
+      return InvalidArgumentError("a directory is in the way of file " + p.rel);
+    }
     start = end + 1;
   }
-  return JoinPath(*root, p.rel);
+  return abs;
 }
 
 Status Store::EnsureDir(const std::string& dir) const {
@@ -160,12 +178,20 @@ Status Store::InstallTogether(const std::vector<StagedFile>& files) {
                                     std::to_string(++seq_));
   RETURN_IF_ERROR(AtomicWriteFile(env_, journal, EncodeJournal(files), {}));
   std::set<std::string> dirs;
+  Status failed;
   for (const auto& f : files) {
-    RETURN_IF_ERROR(env_->Rename(f.staged, f.final));
+    Status st = failed.ok() ? env_->Rename(f.staged, f.final) : failed;
+    if (!st.ok()) {
+      failed = st;
+      (void)env_->Remove(f.staged);
+      continue;
+    }
     dirs.insert(Dirname(f.final));
   }
   for (const auto& d : dirs) RETURN_IF_ERROR(env_->SyncDir(d));
-  return env_->Remove(journal);
+  // A failed set is not recorded in the manifest, so the source sends it again.
+  RETURN_IF_ERROR(env_->Remove(journal));
+  return failed;
 }
 
 Result<protocol::StatTuple> Store::LocalStat(const std::string& abs) const {

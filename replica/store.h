@@ -50,9 +50,12 @@ class Store {
   Status CheckCyrusStopped() const;
   bool CyrusRunning() const;
 
-  // Resolves a peer path: known root, relative, no "."/".."/empty components, no NUL, no
-  // symlinked existing ancestor. kInvalidArgument otherwise; nothing on disk is touched.
-  Result<std::string> Resolve(const protocol::WirePath& p) const;
+  // Resolves a peer path: known root, relative, no "."/".."/empty components, no control
+  // characters, not inside the state directory, no symlinked existing ancestor. The final
+  // component may be a symlink only for a file that gets replaced (`kFile`), never for a
+  // directory (`kDir`). kInvalidArgument otherwise; nothing on disk is touched.
+  enum class Target { kFile, kDir };
+  Result<std::string> Resolve(const protocol::WirePath& p, Target target = Target::kFile) const;
   // Creates dir (absolute, inside a root) and missing parents owned by the Cyrus user.
   Status EnsureDir(const std::string& dir) const;
   // A fresh temp path in the staging directory of the root that holds `final_path`.

@@ -1,0 +1,235 @@
+// FOLDER_BEGIN / FOLDER_NEED / MESSAGE_PUT / FOLDER_COMMIT / FOLDER_DELETE against a replica on a
+// temp dir, with hand-built cyrus.index v17 images whose GUIDs are the SHA-1 of the bodies.
+#include <gtest/gtest.h>
+
+#include "replica/session_test_util.h"
+
+namespace cyrsync::replica {
+namespace {
+
+using namespace ::cyrsync::replica::test;  // NOLINT(google-build-using-namespace)
+
+const std::string kKey = "4a1c2e0f-uuid-bob";
+const std::string kDir = "user/bob";
+
+std::vector<TestRecord> TwoMessages() {
+  return {{1, "From: a\r\n\r\nfirst message\r\n"}, {2, "From: b\r\n\r\nsecond message\r\n"}};
+}
+
+class ReplicaFolderTest : public ReplicaFixture {
+ protected:
+  // Installs uid 1 and 2 and checks the first exchange.
+  void InstallFirst(Peer& p) {
+    TestFolder f = MakeFolder(kKey, kDir, TwoMessages());
+    std::vector<NeedItem> need;
+    Status st = InstallFolder(p, f, TwoMessages(), &need);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_EQ(NeedUids(need), (std::vector<uint32_t>{1, 2}));
+    first_ = f;
+  }
+  TestFolder first_;
+};
+
+TEST_F(ReplicaFolderTest, FirstInstallAsksForEveryMessageAndInstallsAll) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  auto recs = TwoMessages();
+  EXPECT_EQ(ReadFile(Spool(kDir + "/1.")), recs[0].body);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/2.")), recs[1].body);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.header")), first_.bodies[0]);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.index")), first_.bodies[1]);
+  // Metadata carries the source mtime.
+  struct stat st = LStat(Spool(kDir + "/cyrus.index"));
+  EXPECT_EQ(int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec,
+            first_.fb.files[1].source.mtime_ns);
+  // Nothing left in the staging directory.
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(Spool(".cyrsync-tmp"), ec)) {
+    ADD_FAILURE() << "staged file left behind: " << e.path();
+  }
+  EXPECT_TRUE(EndSession().ok());
+}
+
+TEST_F(ReplicaFolderTest, ManifestListsFolderMetadata) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  auto m = GetManifest(p);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_EQ(m->size(), 2u);  // message files are not manifest entries
+  const auto* hdr = FindEntry(*m, first_.fb.files[0].path);
+  const auto* idx = FindEntry(*m, first_.fb.files[1].path);
+  ASSERT_NE(hdr, nullptr);
+  ASSERT_NE(idx, nullptr);
+  for (const auto* e : {hdr, idx}) {
+    EXPECT_EQ(e->folder_key, kKey);
+    EXPECT_EQ(e->owner, "bob");
+    EXPECT_EQ(e->kind, protocol::EntryKind::kMeta);
+    EXPECT_FALSE(e->unsettled);
+  }
+  EXPECT_EQ(hdr->source, first_.fb.files[0].source);
+  EXPECT_EQ(idx->source, first_.fb.files[1].source);
+  EXPECT_EQ(hdr->index_minor, 0u);
+  EXPECT_EQ(idx->index_minor, 17u);
+}
+
+TEST_F(ReplicaFolderTest, UpdateAsksOnlyForNewMessageAndRemovesUnlinkedOne) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  struct stat two_before = LStat(Spool(kDir + "/2."));
+
+  auto recs = TwoMessages();
+  recs[0].system_flags = cyrus::kFlagExpunged | cyrus::kFlagUnlinked;
+  recs.push_back({3, "From: c\r\n\r\nthird message\r\n"});
+  TestFolder f = MakeFolder(kKey, kDir, recs, "bob", 2);
+  std::vector<NeedItem> need;
+  Status st = InstallFolder(p, f, recs, &need);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(NeedUids(need), (std::vector<uint32_t>{3}));
+
+  EXPECT_FALSE(Exists(Spool(kDir + "/1."))) << "unlinked message file kept";
+  struct stat two_after = LStat(Spool(kDir + "/2."));
+  EXPECT_EQ(two_after.st_ino, two_before.st_ino) << "2. was rewritten";
+  EXPECT_EQ(two_after.st_mtim.tv_nsec, two_before.st_mtim.tv_nsec);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/2.")), recs[1].body);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/3.")), recs[2].body);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.index")), f.bodies[1]);
+}
+
+TEST_F(ReplicaFolderTest, UpdateAsksOnlyForNewMessageAndRemovesDroppedOne) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  struct stat two_before = LStat(Spool(kDir + "/2."));
+
+  std::vector<TestRecord> recs = {TwoMessages()[1], {3, "third"}};
+  TestFolder f = MakeFolder(kKey, kDir, recs, "bob", 2);
+  std::vector<NeedItem> need;
+  Status st = InstallFolder(p, f, recs, &need);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(NeedUids(need), (std::vector<uint32_t>{3}));
+  EXPECT_FALSE(Exists(Spool(kDir + "/1.")));
+  EXPECT_EQ(LStat(Spool(kDir + "/2.")).st_ino, two_before.st_ino);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/3.")), "third");
+}
+
+TEST_F(ReplicaFolderTest, FolderDeleteRemovesFolderFilesAndEntries) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  // Something else in the partition must survive.
+  WriteFile(Spool("user/carol/1."), "carol's");
+  p.Send(protocol::kFolderDelete, protocol::Encode(protocol::FolderDelete{kKey, false}));
+  Status st = p.RecvOk();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  for (const char* n : {"1.", "2.", "cyrus.header", "cyrus.index"}) {
+    EXPECT_FALSE(Exists(Spool(kDir + "/" + n))) << n;
+  }
+  EXPECT_FALSE(Exists(Spool(kDir))) << "empty folder directory kept";
+  EXPECT_EQ(ReadFile(Spool("user/carol/1.")), "carol's");
+  auto m = GetManifest(p);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_TRUE(m->empty());
+  auto row = store_->manifest().GetFolder(kKey);
+  ASSERT_TRUE(row.ok());
+  EXPECT_FALSE(row->has_value());
+  // Deleting an unknown folder is a no-op.
+  p.Send(protocol::kFolderDelete, protocol::Encode(protocol::FolderDelete{"no-such", false}));
+  EXPECT_TRUE(p.RecvOk().ok());
+  EXPECT_TRUE(EndSession().ok());
+}
+
+TEST_F(ReplicaFolderTest, FullCompareReRequestsMessageMissingOnDisk) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  fs::remove(Spool(kDir + "/2."));
+  TestFolder f = MakeFolder(kKey, kDir, TwoMessages());
+  f.fb.full = true;
+  std::vector<NeedItem> need;
+  Status st = InstallFolder(p, f, TwoMessages(), &need);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(NeedUids(need), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(ReadFile(Spool(kDir + "/2.")), TwoMessages()[1].body);
+}
+
+TEST_F(ReplicaFolderTest, IndexChangedOnDiskIsNotTrusted) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  fs::remove(Spool(kDir + "/1."));
+  {
+    std::ofstream f(Spool(kDir + "/cyrus.index"), std::ios::app | std::ios::binary);
+    f << "x";  // no longer what was installed
+  }
+  TestFolder f = MakeFolder(kKey, kDir, TwoMessages());
+  std::vector<NeedItem> need;
+  Status st = InstallFolder(p, f, TwoMessages(), &need);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(NeedUids(need), (std::vector<uint32_t>{1}));
+}
+
+TEST_F(ReplicaFolderTest, CheckOnlyBeginAgainstInstalledIndex) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  Snapshot before = Snap();
+  TestFolder f = MakeFolder(kKey, kDir, TwoMessages());
+  f.fb.files.clear();
+  f.bodies.clear();
+  SendFolderBegin(p, f);
+  auto need = RecvNeed(p);
+  ASSERT_TRUE(need.ok()) << need.status().ToString();
+  EXPECT_TRUE(need->empty());
+  ASSERT_TRUE(Commit(p).ok());
+  EXPECT_EQ(DiffSnapshots(before, Snap()), "");
+}
+
+TEST_F(ReplicaFolderTest, ArchivedMessagesGoToArchivePartition) {
+  Peer& p = Connect();
+  std::vector<TestRecord> recs = {{1, "old archived one", cyrus::kFlagArchived}, {2, "fresh two"}};
+  TestFolder f = MakeFolder(kKey, kDir, recs);
+  f.fb.archive_dir = {"archivepartition-default", kDir};
+  SendFolderBegin(p, f);
+  auto need = RecvNeed(p);
+  ASSERT_TRUE(need.ok()) << need.status().ToString();
+  ASSERT_EQ(need->size(), 2u);
+  std::map<uint32_t, bool> got;
+  for (const auto& n : *need) got[n.uid] = n.archived;
+  EXPECT_EQ(got, (std::map<uint32_t, bool>{{1, true}, {2, false}}));
+  SendMessage(p, 1, recs[0].body, true);
+  SendMessage(p, 2, recs[1].body, false);
+  ASSERT_TRUE(Commit(p).ok());
+  EXPECT_EQ(ReadFile(Archive(kDir + "/1.")), recs[0].body);
+  EXPECT_FALSE(Exists(Spool(kDir + "/1.")));
+  EXPECT_EQ(ReadFile(Spool(kDir + "/2.")), recs[1].body);
+  EXPECT_FALSE(Exists(Archive(kDir + "/2.")));
+
+  // Archiving uid 2 on the source: the replica asks for the archived copy and drops the other.
+  recs[1].system_flags = cyrus::kFlagArchived;
+  TestFolder g = MakeFolder(kKey, kDir, recs, "bob", 2);
+  g.fb.archive_dir = f.fb.archive_dir;
+  std::vector<NeedItem> need2;
+  Status st = InstallFolder(p, g, recs, &need2);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(need2.size(), 1u);
+  EXPECT_EQ(need2[0].uid, 2u);
+  EXPECT_TRUE(need2[0].archived);
+  EXPECT_EQ(ReadFile(Archive(kDir + "/2.")), recs[1].body);
+  EXPECT_FALSE(Exists(Spool(kDir + "/2."))) << "unarchived copy kept";
+}
+
+TEST_F(ReplicaFolderTest, MessageMissingMarksMetadataUnsettled) {
+  Peer& p = Connect();
+  TestFolder f = MakeFolder(kKey, kDir, TwoMessages());
+  SendFolderBegin(p, f);
+  auto need = RecvNeed(p);
+  ASSERT_TRUE(need.ok()) << need.status().ToString();
+  ASSERT_EQ(NeedUids(*need), (std::vector<uint32_t>{1, 2}));
+  SendMessage(p, 1, TwoMessages()[0].body);
+  p.Send(protocol::kMessageMissing, protocol::EncodeU32(2));
+  ASSERT_TRUE(Commit(p).ok());
+  EXPECT_TRUE(Exists(Spool(kDir + "/1.")));
+  EXPECT_FALSE(Exists(Spool(kDir + "/2.")));
+  auto m = GetManifest(p);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_EQ(m->size(), 2u);
+  for (const auto& e : *m) EXPECT_TRUE(e.unsettled) << e.path.rel;
+}
+
+}  // namespace
+}  // namespace cyrsync::replica

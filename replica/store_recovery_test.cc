@@ -1,0 +1,111 @@
+// Store::Open rolls forward an install journal left by a crash (the journal format written by
+// Store::InstallTogether: one "staged\tfinal\n" line per file, in <state_dir>/journal-*), and
+// clears the staging directories.
+#include <gtest/gtest.h>
+
+#include "replica/session_test_util.h"
+
+namespace cyrsync::replica {
+namespace {
+
+using namespace ::cyrsync::replica::test;  // NOLINT(google-build-using-namespace)
+
+class ReplicaStoreRecoveryTest : public ReplicaFixture {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(ReplicaFixture::SetUp());
+    store_.reset();  // "crash": the tests lay out what a dead daemon left behind
+    WriteFile(Spool("user/bob/cyrus.header"), "old-header");
+    WriteFile(Spool("user/bob/cyrus.index"), "old-index");
+    fs::create_directories(Spool(".cyrsync-tmp"));
+    staged_header_ = Spool(".cyrsync-tmp/999-1");
+    staged_index_ = Spool(".cyrsync-tmp/999-2");
+    final_header_ = Spool("user/bob/cyrus.header");
+    final_index_ = Spool("user/bob/cyrus.index");
+    journal_ = opts_.state_dir + "/journal-999-3";
+  }
+  std::string staged_header_, staged_index_, final_header_, final_index_, journal_;
+};
+
+TEST_F(ReplicaStoreRecoveryTest, JournalRoundTrip) {
+  std::vector<StagedFile> files = {{"/a/.cyrsync-tmp/1-1", "/a/b/cyrus.header"},
+                                   {"/a/.cyrsync-tmp/1-2", "/a/b/cyrus.index"}};
+  std::string text = EncodeJournal(files);
+  EXPECT_EQ(text, "/a/.cyrsync-tmp/1-1\t/a/b/cyrus.header\n/a/.cyrsync-tmp/1-2\t/a/b/cyrus.index\n");
+  auto back = DecodeJournal(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[1].staged, files[1].staged);
+  EXPECT_EQ((*back)[1].final, files[1].final);
+  EXPECT_FALSE(DecodeJournal("no tab\n").ok());
+  EXPECT_FALSE(DecodeJournal("a\tb").ok());  // unterminated
+}
+
+TEST_F(ReplicaStoreRecoveryTest, CrashBeforeAnyRenameCompletesAll) {
+  WriteFile(staged_header_, "new-header");
+  WriteFile(staged_index_, "new-index");
+  WriteFile(journal_, EncodeJournal({{staged_header_, final_header_}, {staged_index_, final_index_}}));
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  EXPECT_EQ(ReadFile(final_header_), "new-header");
+  EXPECT_EQ(ReadFile(final_index_), "new-index");
+  EXPECT_FALSE(Exists(staged_header_));
+  EXPECT_FALSE(Exists(staged_index_));
+  EXPECT_FALSE(Exists(journal_)) << "journal not removed after roll-forward";
+}
+
+TEST_F(ReplicaStoreRecoveryTest, CrashAfterFirstRenameCompletesTheRest) {
+  // cyrus.header was already renamed into place; cyrus.index (last) was not.
+  WriteFile(final_header_, "new-header");
+  WriteFile(staged_index_, "new-index");
+  WriteFile(journal_, EncodeJournal({{staged_header_, final_header_}, {staged_index_, final_index_}}));
+  // A stray staged file of an install that never reached its journal.
+  WriteFile(Spool(".cyrsync-tmp/999-7"), "stray");
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  EXPECT_EQ(ReadFile(final_header_), "new-header");
+  EXPECT_EQ(ReadFile(final_index_), "new-index");
+  EXPECT_FALSE(Exists(staged_index_));
+  EXPECT_FALSE(Exists(journal_));
+  EXPECT_FALSE(Exists(Spool(".cyrsync-tmp/999-7"))) << "staging directory not cleared";
+  // A second open finds nothing to do.
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  EXPECT_EQ(ReadFile(final_index_), "new-index");
+}
+
+TEST_F(ReplicaStoreRecoveryTest, CrashAfterAllRenamesJustRemovesJournal) {
+  WriteFile(final_header_, "new-header");
+  WriteFile(final_index_, "new-index");
+  WriteFile(journal_, EncodeJournal({{staged_header_, final_header_}, {staged_index_, final_index_}}));
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  EXPECT_EQ(ReadFile(final_header_), "new-header");
+  EXPECT_EQ(ReadFile(final_index_), "new-index");
+  EXPECT_FALSE(Exists(journal_));
+}
+
+TEST_F(ReplicaStoreRecoveryTest, JournalNotYetDurableIsNotApplied) {
+  // Crash while AtomicWriteFile was still writing the journal: only its temp file exists, so
+  // the install never started; the old set stays and the staged files are discarded.
+  WriteFile(staged_header_, "new-header");
+  WriteFile(staged_index_, "new-index");
+  WriteFile(journal_ + ".cyrsync-tmp",
+            EncodeJournal({{staged_header_, final_header_}, {staged_index_, final_index_}}));
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  EXPECT_EQ(ReadFile(final_header_), "old-header");
+  EXPECT_EQ(ReadFile(final_index_), "old-index");
+  EXPECT_FALSE(Exists(staged_header_));
+  EXPECT_FALSE(Exists(staged_index_));
+}
+
+TEST_F(ReplicaStoreRecoveryTest, ServesNormallyAfterRecovery) {
+  WriteFile(staged_index_, "new-index");
+  WriteFile(journal_, EncodeJournal({{staged_index_, final_index_}}));
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  Peer& p = Connect();
+  ASSERT_TRUE(PutFile(p, {"configdirectory", "mailboxes.db"}, "db",
+                      {2, 1700000000000000000, 1700000000000000000, 1})
+                  .ok());
+  EXPECT_EQ(ReadFile(Conf("mailboxes.db")), "db");
+  EXPECT_EQ(ReadFile(final_index_), "new-index");
+}
+
+}  // namespace
+}  // namespace cyrsync::replica
