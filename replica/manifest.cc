@@ -172,6 +172,25 @@ Status Manifest::RemoveFolder(const std::string& folder_key) {
   return Exec("COMMIT");
 }
 
+Status Manifest::SetMeta(const std::string& key, const std::string& value) {
+  std::lock_guard g(mu_);
+  Stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
+  s.Text(1, key);
+  s.Text(2, value);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "set meta");
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> Manifest::GetMeta(const std::string& key) {
+  std::lock_guard g(mu_);
+  Stmt s(db_, "SELECT value FROM meta WHERE key=?1");
+  s.Text(1, key);
+  int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_ROW) return std::optional<std::string>(s.ColText(0));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return DbError(db_, "get meta");
+}
+
 Status Manifest::Remove(const std::vector<protocol::WirePath>& paths) {
   return Apply({}, paths, std::nullopt);
 }

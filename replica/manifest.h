@@ -44,6 +44,8 @@ class Manifest {
                const std::vector<protocol::WirePath>& removed,
                const std::optional<FolderRow>& folder);
   Status RemoveFolder(const std::string& folder_key);
+  Status SetMeta(const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> GetMeta(const std::string& key);
   Status Remove(const std::vector<protocol::WirePath>& paths);
 
   Result<std::optional<StoredEntry>> Get(const protocol::WirePath& path);

@@ -12,17 +12,67 @@ using protocol::Frame;
 using protocol::Transport;
 using Handler = Status (*)(Transport&, Store&, const Frame&);
 
-const std::map<uint16_t, Handler>& Handlers() {
-  static const std::map<uint16_t, Handler> kTable = {
-      {protocol::kHello, &HandleHello},
-      {protocol::kGetManifest, &HandleGetManifest},
-      {protocol::kFolderBegin, &HandleFolderBegin},
-      {protocol::kFolderDelete, &HandleFolderDelete},
-      {protocol::kFilePut, &HandleFilePut},
-      {protocol::kFileRemove, &HandleFileRemove},
-      {protocol::kGetSignature, &HandleGetSignature},
+enum class Mode { kNone, kSync, kRead };
+
+struct Route {
+  Handler handler;
+  Mode mode;  // the session mode the request belongs to
+};
+
+const std::map<uint16_t, Route>& Routes() {
+  static const std::map<uint16_t, Route> kTable = {
+      {protocol::kGetManifest, {&HandleGetManifest, Mode::kSync}},
+      {protocol::kFolderBegin, {&HandleFolderBegin, Mode::kSync}},
+      {protocol::kFolderDelete, {&HandleFolderDelete, Mode::kSync}},
+      {protocol::kFilePut, {&HandleFilePut, Mode::kSync}},
+      {protocol::kFileRemove, {&HandleFileRemove, Mode::kSync}},
+      {protocol::kGetSignature, {&HandleGetSignature, Mode::kSync}},
+      {protocol::kPassDone, {&HandlePassDone, Mode::kSync}},
+      {protocol::kUserState, {&HandleUserState, Mode::kRead}},
+      {protocol::kFolderFetch, {&HandleFolderFetch, Mode::kRead}},
+      {protocol::kMessageFetch, {&HandleMessageFetch, Mode::kRead}},
+      {protocol::kFileFetch, {&HandleFileFetch, Mode::kRead}},
   };
   return kTable;
+}
+
+// HELLO opens a session in one mode; requests of the other mode are protocol errors.
+Result<Mode> Greet(Transport& t, Store& s, const Frame& f) {
+  if (f.type != protocol::kHello) return CorruptionError("protocol error: HELLO must come first");
+  ASSIGN_OR_RETURN(auto hello, protocol::DecodeHello(f.payload));
+  if (hello.version != protocol::kProtocolVersion) {
+    return FailedPreconditionError("unsupported protocol version " +
+                                   std::to_string(hello.version));
+  }
+  Mode mode;
+  if (hello.mode == "sync") {
+    if (s.options().read_only) {
+      return FailedPreconditionError("this daemon serves reads only (it runs beside a live Cyrus)");
+    }
+    RETURN_IF_ERROR(s.CheckCyrusStopped());
+    mode = Mode::kSync;
+  } else if (hello.mode == "read") {
+    mode = Mode::kRead;
+  } else {
+    return InvalidArgumentError("unknown session mode " + hello.mode);
+  }
+  protocol::HelloOk ok;
+  ok.instance_id = s.instance_id();
+  ok.cyrus_running = s.CyrusRunning();
+  RETURN_IF_ERROR(t.Send(protocol::kHelloOk, protocol::Encode(ok)));
+  return mode;
+}
+
+Status Dispatch(Transport& t, Store& s, const Frame& f, Mode* mode) {
+  if (*mode == Mode::kNone) {
+    ASSIGN_OR_RETURN(*mode, Greet(t, s, f));
+    return Status::Ok();
+  }
+  auto it = Routes().find(f.type);
+  if (it == Routes().end() || it->second.mode != *mode) {
+    return CorruptionError("protocol error: unexpected message type " + std::to_string(f.type));
+  }
+  return it->second.handler(t, s, f);
 }
 
 constexpr size_t kManifestChunkEntries = 2000;
@@ -43,23 +93,13 @@ std::string FileSink::Sha1HexDigest() {
 }
 
 Status ServeSession(Transport& t, Store& store) {
-  bool greeted = false;
+  Mode mode = Mode::kNone;
   while (true) {
     auto frame = t.Receive();
     if (!frame.ok()) {
       return frame.error().code() == Code::kUnavailable ? Status::Ok() : frame.error();
     }
-    auto it = Handlers().find(frame->type);
-    Status st;
-    if (it == Handlers().end()) {
-      st = CorruptionError("protocol error: unexpected message type " +
-                           std::to_string(frame->type));
-    } else if (!greeted && frame->type != protocol::kHello) {
-      st = CorruptionError("protocol error: HELLO must come first");
-    } else {
-      st = it->second(t, store, *frame);
-      greeted = true;
-    }
+    Status st = Dispatch(t, store, *frame, &mode);
     if (!st.ok()) {
       store.log().warn("session ended by error error=\"{}\"", st.ToString());
       protocol::SendError(t, st);
@@ -67,19 +107,6 @@ Status ServeSession(Transport& t, Store& store) {
       return st;
     }
   }
-}
-
-Status HandleHello(Transport& t, Store& s, const Frame& f) {
-  ASSIGN_OR_RETURN(auto hello, protocol::DecodeHello(f.payload));
-  if (hello.version != protocol::kProtocolVersion) {
-    return FailedPreconditionError("unsupported protocol version " +
-                                   std::to_string(hello.version));
-  }
-  if (hello.mode == "sync") RETURN_IF_ERROR(s.CheckCyrusStopped());
-  protocol::HelloOk ok;
-  ok.instance_id = s.instance_id();
-  ok.cyrus_running = s.CyrusRunning();
-  return t.Send(protocol::kHelloOk, protocol::Encode(ok));
 }
 
 // Sends every manifest entry whose installed copy is still on disk unchanged; drops the others,
@@ -124,6 +151,15 @@ Status HandleGetSignature(Transport& t, Store& s, const Frame& f) {
   if (!basis.file) return protocol::SendBody(t, "");
   ASSIGN_OR_RETURN(std::string sig, protocol::FileSignature(*basis.file));
   return protocol::SendBody(t, sig);
+}
+
+Status HandlePassDone(Transport& t, Store& s, const Frame& f) {
+  ASSIGN_OR_RETURN(auto done, protocol::DecodePassDone(f.payload));
+  if (done.users.empty()) done.users.push_back("*");
+  for (const auto& u : done.users) {
+    RETURN_IF_ERROR(s.manifest().SetMeta("synced:" + u, std::to_string(done.time)));
+  }
+  return t.Send(protocol::kOk, "");
 }
 
 }  // namespace cyrsync::replica

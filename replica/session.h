@@ -14,13 +14,18 @@ namespace cyrsync::replica {
 Status ServeSession(protocol::Transport& t, Store& store);
 
 // Handlers, one per request type (session.cc, folder_handler.cc).
-Status HandleHello(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleGetManifest(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFolderBegin(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFolderDelete(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFilePut(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFileRemove(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleGetSignature(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandlePassDone(protocol::Transport& t, Store& s, const protocol::Frame& f);
+// Read service (read_handler.cc): consistent reads of this host's spool for snapshots.
+Status HandleUserState(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleFolderFetch(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleMessageFetch(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleFileFetch(protocol::Transport& t, Store& s, const protocol::Frame& f);
 
 // Removes a folder's metadata, message files and (when empty) directories, and its manifest rows.
 Status RemoveFolderFiles(Store& s, const std::string& folder_key);

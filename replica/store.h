@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "common/env.h"
 #include "common/status.h"
 #include "cyrus/config.h"
+#include "cyrus/mboxlist.h"
 #include "protocol/messages.h"
 #include "replica/manifest.h"
 
@@ -25,6 +27,9 @@ struct StoreOptions {
   Owner owner;                // files and directories are created owned by the Cyrus user
   std::string cyrus_pidfile;  // refuse to write while this names a running process ("" = skip)
   uint64_t max_file_size = uint64_t{8} << 30;
+  // A daemon beside a live Cyrus (a master slot for snapshots): serves reads only, and reports
+  // its data as current.
+  bool read_only = false;
 };
 
 struct StagedFile {
@@ -45,6 +50,9 @@ class Store {
   Manifest& manifest() { return *manifest_; }
   const StoreOptions& options() const { return opts_; }
   spdlog::logger& log() { return *log_; }
+  const cyrus::ImapdConf& conf() const { return conf_; }
+  // The mailbox list, reloaded only when mailboxes.db's stat tuple changed. Thread-safe.
+  Result<std::shared_ptr<const std::vector<cyrus::MailboxEntry>>> Mailboxes();
 
   // kFailedPrecondition when the replica's own Cyrus is running.
   Status CheckCyrusStopped() const;
@@ -93,6 +101,9 @@ class Store {
   std::unique_ptr<Manifest> manifest_;
   std::string instance_id_;
   std::atomic<uint64_t> seq_{0};
+  std::mutex mailboxes_mu_;
+  std::shared_ptr<const std::vector<cyrus::MailboxEntry>> mailboxes_;
+  protocol::StatTuple mailboxes_stat_;
 };
 
 // Serialises a journal: one "staged\tfinal\n" line per file.

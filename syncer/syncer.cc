@@ -190,6 +190,14 @@ Result<PassStats> Syncer::RunPass() {
     RETURN_IF_ERROR(protocol::ExpectOk(*primary));
     ++stats.folders_deleted;
   }
+  if (stats.folders_failed == 0) {
+    // Lets a snapshot host tell how current the replica is for each user.
+    protocol::PassDone done{opts_.all ? std::vector<std::string>{} : std::vector<std::string>(
+                                                                        users.begin(), users.end()),
+                            env_->NowNanos() / 1'000'000'000};
+    RETURN_IF_ERROR(primary->Send(protocol::kPassDone, protocol::Encode(done)));
+    RETURN_IF_ERROR(protocol::ExpectOk(*primary));
+  }
   if (opts_.full && opts_.all) stats.folders_unlisted = ReportUnlistedFolders(env_, conf_, plan.folders, *log_);
   primary->Close();
   return stats;
