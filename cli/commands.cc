@@ -101,6 +101,7 @@ int RunServe(const ServeArgs& a) {
   replica::StoreOptions so;
   so.state_dir = a.state_dir;
   so.cyrus_pidfile = a.cyrus_pidfile;
+  so.read_only = a.read_only;
   auto owner = LookupOwner(a.cyrus_user);
   if (!owner.ok()) return Fail(*log, "cannot find the Cyrus user", owner.error());
   so.owner = *owner;

@@ -26,6 +26,7 @@ struct ServeArgs {
   std::string cyrus_user = "cyrus";
   std::string cyrus_pidfile;
   bool recover_only = false;
+  bool read_only = false;  // beside a live Cyrus: serve snapshot reads only
 };
 
 struct CaArgs {

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   v->add_option("--state-dir", serve.state_dir, "manifest and journals (default <conf>/cyrsync)");
   v->add_option("--cyrus-user", serve.cyrus_user, "owner of written files");
   v->add_option("--cyrus-pidfile", serve.cyrus_pidfile, "refuse writes while this Cyrus runs");
+  v->add_flag("--read-only", serve.read_only, "serve snapshot reads only (beside a live Cyrus)");
 
   ServeArgs recover;
   auto* r = app.add_subcommand("recover", "finish interrupted installs (run before starting Cyrus)");
