@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/snapshot_commands.h"
 #include "common/log.h"
 
 namespace {
@@ -64,6 +65,31 @@ int main(int argc, char** argv) {
   cs->add_option("name", ca.name)->required();
   cs->add_option("--host", ca.hosts, "DNS names or IPs for the certificate");
 
+  SnapshotArgs snap;
+  auto add_users = [&](CLI::App* cmd) {
+    cmd->add_option("-c,--config", snap.config, "snapshot host configuration (JSON)")->required();
+    cmd->add_option("-u,--user", snap.users, "users");
+    cmd->add_flag("-A,--all", snap.all, "every user of the configuration");
+  };
+  auto* sn = app.add_subcommand("snapshot", "append a run to users' archives");
+  add_users(sn);
+  sn->add_option("--from", snap.from, "master|replica (default: the configuration's)");
+  auto* rs = app.add_subcommand("restore", "restore a user, a folder or a message to a directory");
+  add_users(rs);
+  rs->add_option("--folder", snap.folder, "internal folder name, e.g. user.alice.Sent");
+  rs->add_option("--uid", snap.uid, "one message of --folder");
+  rs->add_option("--run", snap.run, "as of this run (default: latest)");
+  rs->add_option("--to", snap.to, "output directory")->required();
+  rs->add_option("--owner", snap.owner, "owner of restored files (e.g. cyrus)");
+  auto* vf = app.add_subcommand("verify", "check archives and their indexes");
+  add_users(vf);
+  vf->add_flag("--json", snap.json, "machine-readable report");
+  auto* cp = app.add_subcommand("compact", "rewrite archives keeping live records");
+  add_users(cp);
+  cp->add_flag("--force", snap.force, "compact even above the threshold");
+  auto* ri = app.add_subcommand("reindex", "rebuild indexes from the archives alone");
+  add_users(ri);
+
   CLI11_PARSE(app, argc, argv);
   cyrsync::SetLogLevel(level);
   sync.opts.all = sync.opts.users.empty() && sync.opts.mailboxes.empty();
@@ -71,5 +97,10 @@ int main(int argc, char** argv) {
   if (v->parsed()) return RunServe(serve);
   if (r->parsed()) return RunServe(recover);
   if (ci->parsed()) return RunCaInit(ca);
+  if (sn->parsed()) return RunSnapshot(snap);
+  if (rs->parsed()) return RunRestore(snap);
+  if (vf->parsed()) return RunVerify(snap);
+  if (cp->parsed()) return RunCompact(snap);
+  if (ri->parsed()) return RunReindex(snap);
   return RunCaIssue(ca);
 }

@@ -85,6 +85,13 @@ class Env {
   // Creates or truncates path for writing with the given mode.
   virtual Result<std::unique_ptr<WritableFile>> NewWritable(const std::string& path,
                                                             uint32_t mode) = 0;
+  // Opens path for appending (O_APPEND), creating it with mode when absent; existing bytes are
+  // kept and every Append goes to the end of the file.
+  virtual Result<std::unique_ptr<WritableFile>> NewAppendable(const std::string& path,
+                                                              uint32_t mode) = 0;
+  // truncate(2): cuts path to size bytes (or extends it with zeros). The new size is durable
+  // only after a later Sync of a descriptor of that file.
+  virtual Status Truncate(const std::string& path, uint64_t size) = 0;
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
   virtual Status Remove(const std::string& path) = 0;     // unlink; kNotFound if absent
   virtual Status RemoveDir(const std::string& path) = 0;  // rmdir
@@ -117,6 +124,12 @@ class EnvWrapper : public Env {
   }
   Result<std::unique_ptr<WritableFile>> NewWritable(const std::string& p, uint32_t m) override {
     return target_->NewWritable(p, m);
+  }
+  Result<std::unique_ptr<WritableFile>> NewAppendable(const std::string& p, uint32_t m) override {
+    return target_->NewAppendable(p, m);
+  }
+  Status Truncate(const std::string& p, uint64_t size) override {
+    return target_->Truncate(p, size);
   }
   Status Rename(const std::string& f, const std::string& t) override {
     return target_->Rename(f, t);

@@ -186,6 +186,20 @@ class PosixEnv final : public Env {
     return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
   }
 
+  Result<std::unique_ptr<WritableFile>> NewAppendable(const std::string& path,
+                                                      uint32_t mode) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) return PosixError("open for append " + path, errno);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
+  }
+
+  Status Truncate(const std::string& path, uint64_t size) override {
+    while (::truncate(path.c_str(), static_cast<off_t>(size)) < 0) {
+      if (errno != EINTR) return PosixError("truncate " + path, errno);
+    }
+    return Status::Ok();
+  }
+
   Status Rename(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) < 0) {
       return PosixError("rename " + from + " -> " + to, errno);

@@ -26,6 +26,42 @@ TEST(EnvTest, AtomicWriteReplacesWholeFile) {
   EXPECT_EQ(env->Stat(p + ".cyrsync-tmp").error().code(), Code::kNotFound);
 }
 
+TEST(EnvTest, AppendableKeepsContentAndAppendsAtEnd) {
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  std::string p = dir.Sub("log");
+  {
+    auto f = env->NewAppendable(p, 0640);  // creates
+    ASSERT_TRUE(f.ok()) << f.error().ToString();
+    ASSERT_TRUE((*f)->Append("abc").ok());
+    ASSERT_TRUE((*f)->Sync().ok());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  {
+    auto f = env->NewAppendable(p, 0600);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->Append("def").ok());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  EXPECT_EQ(*ReadFileToString(env, p), "abcdef");
+  EXPECT_EQ(env->Stat(p)->mode & 0777, 0640u);
+}
+
+TEST(EnvTest, TruncateCutsFile) {
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  std::string p = dir.Sub("t");
+  ASSERT_TRUE(AtomicWriteFile(env, p, "0123456789", {}).ok());
+  ASSERT_TRUE(env->Truncate(p, 4).ok());
+  EXPECT_EQ(*ReadFileToString(env, p), "0123");
+  auto f = env->NewAppendable(p, 0600);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Append("x").ok());
+  ASSERT_TRUE((*f)->Close().ok());
+  EXPECT_EQ(*ReadFileToString(env, p), "0123x");
+  EXPECT_EQ(env->Truncate(dir.Sub("missing"), 0).code(), Code::kNotFound);
+}
+
 TEST(EnvTest, ListDirReportsTypes) {
   testing::TempDir dir;
   Env* env = Env::Default();

@@ -63,6 +63,15 @@ struct WriterOptions {
 
 class IndexDb;
 
+// What an index knows about archive bytes past its CommittedEnd (doc/formats/index_schema.md).
+// Addition to the original interface: lets BeginRun tell a crashed run's tail (safe to cut) from
+// an archive the index does not describe (never cut; Reindex instead).
+enum class TailState : uint8_t {
+  kNone = 0,        // the archive should end at CommittedEnd
+  kRunPending = 1,  // a run was begun: bytes past CommittedEnd are uncommitted and may be cut
+  kSwapping = 2,    // a compaction was replacing this pair: the archive may be the new one
+};
+
 // Appends one run. Nothing the run adds is visible to IndexDb readers before Commit().
 class ArchiveWriter {
  public:
@@ -71,6 +80,12 @@ class ArchiveWriter {
   // the indexed end (a crash after appending, before the index commit), the unindexed tail is
   // truncated away first: it was never committed. The run's first entry is the marker
   // "runs/<run_id>.json".
+  // The tail is cut only when the index recorded that a run was begun (TailState::kRunPending,
+  // set durably here before the archive grows). An index that does not describe the archive
+  // (archive shorter than CommittedEnd, unexplained tail, kSwapping, last end marker missing) is
+  // kFailedPrecondition and nothing is changed: open the index with OpenIndexForArchive.
+  // info.run_id is ignored; info.started = 0 means "now" (env->NowNanos()).
+  // REQUIRES: env and index outlive the writer.
   static Result<std::unique_ptr<ArchiveWriter>> BeginRun(Env* env, const std::string& archive_path,
                                                          IndexDb* index, RunInfo info,
                                                          const WriterOptions& opts = {});
@@ -107,10 +122,25 @@ class IndexDb {
   virtual Status CommitRun(const RunInfo& run, const std::vector<Entry>& entries,
                            uint64_t committed_end) = 0;
   virtual Status SetLastCompaction(int64_t when) = 0;
+
+  // Additions to the original interface (see TailState). CommitRun resets the state to kNone
+  // in its transaction; SetTailState is itself a durability point (one committed transaction).
+  virtual Result<TailState> GetTailState() = 0;
+  virtual Status SetTailState(TailState state) = 0;
 };
 
+// Addition to the original interface. Opens the index at index_path for archive_path and checks
+// that it describes that archive (its committed end, tail state and last run's end marker);
+// when it does not (lost index, a compaction interrupted between its two renames, an index of
+// another archive) the index is rebuilt with Reindex first. Errors: those of Reindex (e.g.
+// kCorruption for a damaged archive, which then keeps its old index untouched).
+Result<std::unique_ptr<IndexDb>> OpenIndexForArchive(Env* env, const std::string& archive_path,
+                                                     const std::string& index_path);
+
 // Reads one entry's data by seeking to its member and inflating only that member up to the
-// entry (never the whole archive). Verifies the data's sha1 when the entry has one.
+// entry (never the whole archive). Verifies the data's sha1 when the entry has one. For a
+// symlink, returns its target as stored in the archive. The header found at the location must
+// name the entry (kCorruption otherwise).
 Result<std::string> ReadEntry(Env* env, const std::string& archive_path, const Entry& e);
 
 // Walks the archive from the start, member by member, calling fn for each entry with its

@@ -45,8 +45,10 @@ class Daemon:
                "--cyrus-pidfile", self.inst.pidfile()] + self.pki.args("replica")
         if self.state_dir:
             cmd += ["--state-dir", self.state_dir]
+        cmd += getattr(self, "extra", [])
         self.log = open(self.log_path, "ab")
         start_at = len(self.log_text())
+        self.log_start = start_at
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -77,6 +79,22 @@ class Daemon:
     def kill9(self):
         self.stop(signal.SIGKILL)
 
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """True once every connection this daemon process accepted has been closed again (per its
+        log since the last start()): no session is still writing into the tree."""
+        deadline = time.time() + timeout
+        while True:
+            text = self.log_text()[getattr(self, "log_start", 0):]
+            if text.count("connection accepted") <= text.count("connection closed"):
+                return True
+            if time.time() > deadline:
+                return False
+            time.sleep(0.05)
+
 
 def sync_cmd(src: cl.CyrusInstance, daemon: Daemon, *extra):
     return [BIN, "sync", "-C", src.conf_path, "--replica", f"127.0.0.1:{daemon.port}"] + \
@@ -91,6 +109,35 @@ def run_sync(src: cl.CyrusInstance, daemon: Daemon, *extra, check=True):
     if check and p.returncode != 0:
         raise RuntimeError(f"cyrsync sync failed rc={p.returncode}:\n{out[-4000:]}")
     return p.returncode, out, parse_stats(out)
+
+
+def recover(inst: cl.CyrusInstance, state_dir: str = None):
+    """`cyrsync recover` on a (stopped) instance's tree; returns (returncode, output)."""
+    cmd = [BIN, "recover", "-C", inst.conf_path] + (["--state-dir", state_dir] if state_dir else [])
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def tree_snapshot(*dirs, skip=()) -> dict:
+    """{path: (kind, size, mtime_ns, ino, nlink)} of everything below `dirs` (symlinks not
+    followed), leaving out paths that start with one of `skip`. Two equal snapshots mean
+    nothing was created, removed, replaced or modified."""
+    out = {}
+    for top in dirs:
+        for root, subdirs, files in os.walk(top):
+            for name in subdirs + files:
+                path = os.path.join(root, name)
+                if any(path == s or path.startswith(s.rstrip("/") + "/") for s in skip):
+                    continue
+                st = os.lstat(path)
+                kind = "d" if os.path.isdir(path) and not os.path.islink(path) else \
+                    "l" if os.path.islink(path) else "f"
+                out[path] = (kind, st.st_size if kind == "f" else 0, st.st_mtime_ns, st.st_ino,
+                             st.st_nlink)
+            subdirs[:] = [d for d in subdirs if not any(
+                os.path.join(root, d).startswith(s.rstrip("/") + "/") or
+                os.path.join(root, d) == s for s in skip)]
+    return out
 
 
 def parse_stats(out: str) -> dict:

@@ -1,0 +1,347 @@
+#include "snapshot/engine.h"
+
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "common/hash.h"
+#include "cyrus/index.h"
+#include "protocol/messages.h"
+
+namespace cyrsync::snapshot {
+namespace {
+
+using json = nlohmann::json;
+constexpr const char* kStateName = "state.json";
+
+// What the previous run saw: per folder its name and cyrus.* stat tuples, per user file its tuple.
+struct SeenState {
+  struct FolderSeen {
+    std::string intname;
+    std::map<std::string, std::vector<int64_t>> files;
+  };
+  std::map<std::string, FolderSeen> folders;
+  std::map<std::string, std::vector<int64_t>> user_files;
+};
+
+std::vector<int64_t> TupleVec(const protocol::StatTuple& t) {
+  return {static_cast<int64_t>(t.size), t.mtime_ns, t.ctime_ns, static_cast<int64_t>(t.ino)};
+}
+
+SeenState ParseStateOrThrow(const std::string& text) {
+  SeenState s;
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return s;  // unreadable: everything counts as changed
+  // Each json::value() result is named: items() must not outlive the object it walks.
+  const json folders = j.value("folders", json::object());
+  for (auto& [key, f] : folders.items()) {
+    auto& fs = s.folders[key];
+    fs.intname = f.value("intname", "");
+    const json files = f.value("files", json::object());
+    for (auto& [name, v] : files.items()) fs.files[name] = v.get<std::vector<int64_t>>();
+  }
+  const json user_files = j.value("user_files", json::object());
+  for (auto& [name, v] : user_files.items()) s.user_files[name] = v.get<std::vector<int64_t>>();
+  return s;
+}
+
+SeenState ParseState(const std::string& text) {
+  try {
+    return ParseStateOrThrow(text);
+  } catch (const json::exception&) {
+    return SeenState{};  // a damaged state only costs a full re-read of the user's folders
+  }
+}
+
+std::string DumpState(const SeenState& s) {
+  json j;
+  j["format"] = "cyrsync-snapshot-state";
+  j["version"] = 1;
+  j["folders"] = json::object();
+  for (const auto& [key, f] : s.folders) {
+    j["folders"][key] = {{"intname", f.intname}, {"files", f.files}};
+  }
+  j["user_files"] = s.user_files;
+  return j.dump(1);
+}
+
+Result<SeenState> LoadPrevious(Env* env, IndexDb& idx, const ArchivePaths& paths) {
+  ASSIGN_OR_RETURN(auto e, idx.Latest(kStateName));
+  if (!e) return SeenState{};
+  ASSIGN_OR_RETURN(std::string text, ReadEntry(env, paths.archive, *e));
+  return ParseState(text);
+}
+
+bool FolderChanged(const protocol::FolderState& now, const SeenState& prev) {
+  auto it = prev.folders.find(now.folder_key);
+  if (it == prev.folders.end() || it->second.intname != now.intname) return true;
+  for (const auto& f : now.files) {
+    auto p = it->second.files.find(f.name);
+    if (p == it->second.files.end() || p->second != TupleVec(f.stat)) return true;
+  }
+  return false;
+}
+
+struct MetaFile {
+  protocol::StateFile info;
+  std::string bytes;
+};
+
+// FOLDER_FETCH: every cyrus.* file, read by the daemon under Cyrus's locks. nullopt: ABSENT.
+Result<std::optional<std::vector<MetaFile>>> FetchFolder(protocol::Transport& t,
+                                                         const std::string& key) {
+  RETURN_IF_ERROR(t.Send(protocol::kFolderFetch, protocol::EncodeString(key)));
+  std::vector<MetaFile> out;
+  while (true) {
+    ASSIGN_OR_RETURN(protocol::Frame f, t.Receive());
+    if (f.type == protocol::kAbsent) return std::optional<std::vector<MetaFile>>();
+    if (f.type == protocol::kOk) return std::optional<std::vector<MetaFile>>(std::move(out));
+    if (f.type == protocol::kError) return protocol::StatusFromError(f.payload);
+    if (f.type != protocol::kMetaFile) return CorruptionError("unexpected frame in FOLDER_FETCH");
+    MetaFile m;
+    ASSIGN_OR_RETURN(m.info, protocol::DecodeStateFile(f.payload));
+    ASSIGN_OR_RETURN(m.bytes, protocol::ReceiveBodyToString(t, uint64_t{4} << 30));
+    out.push_back(std::move(m));
+  }
+}
+
+// MESSAGE_FETCH; nullopt when the message is gone.
+Result<std::optional<std::string>> FetchMessage(protocol::Transport& t, const std::string& key,
+                                                const cyrus::IndexRecord& r) {
+  RETURN_IF_ERROR(t.Send(protocol::kMessageFetch,
+                         protocol::Encode(protocol::MessageFetch{key, r.uid, r.Archived()})));
+  ASSIGN_OR_RETURN(protocol::Frame f, t.Receive());
+  if (f.type == protocol::kAbsent) return std::optional<std::string>();
+  if (f.type == protocol::kError) return protocol::StatusFromError(f.payload);
+  if (f.type != protocol::kMessagePut) return CorruptionError("unexpected frame in MESSAGE_FETCH");
+  ASSIGN_OR_RETURN(std::string body, protocol::ReceiveBodyToString(t, uint64_t{4} << 30));
+  return std::optional<std::string>(std::move(body));
+}
+
+class Run {
+ public:
+  Run(Env* env, protocol::Transport& t, IndexDb& idx, ArchiveWriter& w, SnapshotStats& stats)
+      : env_(env), t_(t), idx_(idx), w_(w), stats_(stats) {}
+
+  // Adds a changed folder: its metadata and the messages the archive lacks.
+  Status AddFolder(const protocol::FolderState& fs, const SeenState& prev, SeenState* next) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      ASSIGN_OR_RETURN(auto metas, FetchFolder(t_, fs.folder_key));
+      if (!metas) return Status::Ok();  // vanished since USER_STATE: the next run sees it
+      Status st = AddMessages(fs, *metas);
+      if (st.code() == Code::kNotFound) continue;  // expunged underfoot: read the folder again
+      RETURN_IF_ERROR(st);
+      return AddMetadata(fs, *metas, prev, next);
+    }
+    return AbortedError("folder " + fs.intname + " keeps changing underfoot; retry later");
+  }
+
+  Status AddMessages(const protocol::FolderState& fs, const std::vector<MetaFile>& metas) {
+    for (const auto& m : metas) {
+      if (m.info.name != "cyrus.index" && m.info.name != "cyrus.expunge") continue;
+      ASSIGN_OR_RETURN(auto index, cyrus::ParseIndex(m.bytes, fs.intname + "/" + m.info.name));
+      for (const auto& r : index.records) RETURN_IF_ERROR(AddMessage(fs, r));
+    }
+    return Status::Ok();
+  }
+
+  Status AddMessage(const protocol::FolderState& fs, const cyrus::IndexRecord& r) {
+    if (!r.HasFile()) return Status::Ok();
+    std::string guid = r.GuidHex();
+    if (guid == std::string(40, '0') || added_.count(guid)) return Status::Ok();
+    ASSIGN_OR_RETURN(bool have, idx_.HasFile(guid));
+    if (have) return Status::Ok();
+    ASSIGN_OR_RETURN(auto body, FetchMessage(t_, fs.folder_key, r));
+    if (!body) return NotFoundError("message vanished");
+    if (Sha1Hex(*body) != guid) {
+      return AbortedError("message changed underfoot: " + fs.intname + " uid " +
+                          std::to_string(r.uid) + " does not match its GUID " + guid);
+    }
+    RETURN_IF_ERROR(w_.AddFile("files/" + guid, *body, r.internaldate));
+    added_.insert(guid);
+    ++stats_.messages_added;
+    stats_.bytes_added += body->size();
+    return Status::Ok();
+  }
+
+  Status AddMetadata(const protocol::FolderState& fs, const std::vector<MetaFile>& metas,
+                     const SeenState& prev, SeenState* next) {
+    auto& seen = next->folders[fs.folder_key];
+    seen.intname = fs.intname;
+    auto old = prev.folders.find(fs.folder_key);
+    for (const auto& m : metas) {
+      auto tuple = TupleVec(m.info.stat);
+      seen.files[m.info.name] = tuple;
+      bool same = old != prev.folders.end() && old->second.files.count(m.info.name) &&
+                  old->second.files.at(m.info.name) == tuple;
+      if (same) continue;
+      const std::string name = "folders/" + fs.folder_key + "/" + m.info.name;
+      // A file copied again with the same content (a replica reinstalls what it copied within
+      // the racy window) costs no archive bytes.
+      ASSIGN_OR_RETURN(auto latest, idx_.Latest(name));
+      if (latest && latest->sha1 == Sha1Hex(m.bytes)) continue;
+      RETURN_IF_ERROR(w_.AddFile(name, m.bytes, m.info.stat.mtime_ns / 1'000'000'000));
+    }
+    ++stats_.folders_fetched;
+    return Status::Ok();
+  }
+
+ private:
+  Env* env_;
+  protocol::Transport& t_;
+  IndexDb& idx_;
+  ArchiveWriter& w_;
+  SnapshotStats& stats_;
+  std::set<std::string> added_;
+};
+
+Status AddUserFiles(protocol::Transport& t, ArchiveWriter& w, IndexDb& idx,
+                    const protocol::UserState& st,
+                    const SeenState& prev, SeenState* next, SnapshotStats* stats) {
+  for (const auto& uf : st.user_files) {
+    auto tuple = TupleVec(uf.stat);
+    next->user_files[uf.name] = tuple;
+    auto it = prev.user_files.find(uf.name);
+    if (it != prev.user_files.end() && it->second == tuple) continue;
+    int64_t mtime = uf.stat.mtime_ns / 1'000'000'000;
+    if (uf.kind == protocol::EntryKind::kSymlink) {
+      RETURN_IF_ERROR(w.AddSymlink(uf.name, uf.target, mtime));
+    } else {
+      RETURN_IF_ERROR(t.Send(protocol::kFileFetch, protocol::EncodePath(uf.path)));
+      ASSIGN_OR_RETURN(protocol::Frame f, t.Receive());
+      if (f.type == protocol::kAbsent) {
+        next->user_files.erase(uf.name);
+        continue;
+      }
+      if (f.type != protocol::kMetaFile) return CorruptionError("unexpected frame in FILE_FETCH");
+      ASSIGN_OR_RETURN(std::string body, protocol::ReceiveBodyToString(t, uint64_t{4} << 30));
+      ASSIGN_OR_RETURN(auto latest, idx.Latest(uf.name));
+      if (latest && latest->sha1 == Sha1Hex(body)) continue;
+      RETURN_IF_ERROR(w.AddFile(uf.name, body, mtime));
+    }
+    ++stats->user_files;
+  }
+  return Status::Ok();
+}
+
+// Names: a new or renamed folder gets a link to its uniqueid; a name no folder holds any more
+// gets a tombstone link to the empty file.
+Status AddLinks(ArchiveWriter& w, const protocol::UserState& st, const SeenState& prev,
+                int64_t now, SnapshotStats* stats) {
+  std::set<std::string> names_now;
+  for (const auto& fs : st.folders) names_now.insert(fs.intname);
+  for (const auto& fs : st.folders) {
+    auto it = prev.folders.find(fs.folder_key);
+    if (it == prev.folders.end() || it->second.intname != fs.intname) {
+      RETURN_IF_ERROR(w.AddSymlink(LinkName(fs.intname), fs.folder_key, now));
+    }
+  }
+  std::set<std::string> keys_now;
+  for (const auto& fs : st.folders) keys_now.insert(fs.folder_key);
+  for (const auto& [key, f] : prev.folders) {
+    if (names_now.count(f.intname)) continue;
+    RETURN_IF_ERROR(w.AddSymlink(LinkName(f.intname), kTombstoneTarget, now));
+    if (!keys_now.count(key)) ++stats->folders_removed;
+  }
+  return Status::Ok();
+}
+
+bool AnythingChanged(const protocol::UserState& st, const SeenState& prev) {
+  if (st.folders.size() != prev.folders.size()) return true;
+  for (const auto& fs : st.folders) {
+    if (FolderChanged(fs, prev)) return true;
+  }
+  if (st.user_files.size() != prev.user_files.size()) return true;
+  for (const auto& uf : st.user_files) {
+    auto it = prev.user_files.find(uf.name);
+    if (it == prev.user_files.end() || it->second != TupleVec(uf.stat)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+ArchivePaths PathsFor(const std::string& archive_dir, const std::string& user) {
+  return {JoinPath(archive_dir, user + ".tar.gz"), JoinPath(archive_dir, user + ".index.sqlite")};
+}
+
+std::string LinkName(const std::string& intname) {
+  std::string out = "imap/";
+  for (char c : intname) {
+    if (c == '%') {
+      out += "%25";
+    } else if (c == '/') {
+      out += "%2F";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string IntnameFromLink(const std::string& name) {
+  if (name.rfind("imap/", 0) != 0) return "";
+  std::string out;
+  for (size_t i = 5; i < name.size(); ++i) {
+    if (name.compare(i, 3, "%25") == 0) {
+      out += '%';
+      i += 2;
+    } else if (name.compare(i, 3, "%2F") == 0) {
+      out += '/';
+      i += 2;
+    } else {
+      out += name[i];
+    }
+  }
+  return out;
+}
+
+Result<protocol::UserState> FetchUserState(protocol::Transport& t, const std::string& user) {
+  RETURN_IF_ERROR(t.Send(protocol::kUserState, protocol::EncodeString(user)));
+  ASSIGN_OR_RETURN(protocol::Frame f, protocol::ReceiveExpect(t, protocol::kUserStateOk));
+  return protocol::DecodeUserState(f.payload);
+}
+
+Result<SnapshotStats> SnapshotUser(Env* env, protocol::Transport& t, const std::string& user,
+                                   const std::string& source, const ArchivePaths& paths,
+                                   const WriterOptions& writer) {
+  ASSIGN_OR_RETURN(auto state, FetchUserState(t, user));
+  return SnapshotUserWithState(env, t, user, state, source, paths, writer);
+}
+
+Result<SnapshotStats> SnapshotUserWithState(Env* env, protocol::Transport& t,
+                                            const std::string& user,
+                                            const protocol::UserState& state,
+                                            const std::string& source, const ArchivePaths& paths,
+                                            const WriterOptions& writer) {
+  SnapshotStats stats;
+  stats.folders = state.folders.size();
+  ASSIGN_OR_RETURN(auto idx, OpenIndexForArchive(env, paths.archive, paths.index));
+  ASSIGN_OR_RETURN(SeenState prev, LoadPrevious(env, *idx, paths));
+  if (!AnythingChanged(state, prev)) {
+    stats.unchanged = true;
+    return stats;
+  }
+  int64_t now = env->NowNanos() / 1'000'000'000;
+  ASSIGN_OR_RETURN(auto w, ArchiveWriter::BeginRun(env, paths.archive, idx.get(),
+                                                   RunInfo{0, now, 0, source, user}, writer));
+  SeenState next;
+  next.folders = {};
+  Run run(env, t, *idx, *w, stats);
+  for (const auto& fs : state.folders) {
+    if (!FolderChanged(fs, prev)) {
+      next.folders[fs.folder_key] = prev.folders.at(fs.folder_key);
+      continue;
+    }
+    RETURN_IF_ERROR(run.AddFolder(fs, prev, &next));
+  }
+  RETURN_IF_ERROR(AddLinks(*w, state, prev, now, &stats));
+  RETURN_IF_ERROR(AddUserFiles(t, *w, *idx, state, prev, &next, &stats));
+  RETURN_IF_ERROR(w->AddFile(kStateName, DumpState(next), now));
+  ASSIGN_OR_RETURN(RunInfo done, w->Commit());
+  stats.run_id = done.run_id;
+  return stats;
+}
+
+}  // namespace cyrsync::snapshot

@@ -1,0 +1,165 @@
+#include "snapshot/runner.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "protocol/channel.h"
+#include "protocol/channel_transport.h"
+#include "protocol/messages.h"
+
+namespace cyrsync::snapshot {
+namespace {
+
+struct Session {
+  std::unique_ptr<protocol::Transport> t;
+  protocol::UserState state;
+  const Slot* slot = nullptr;
+};
+
+Result<Session> Open(const SnapshotConfig& conf, const Slot& slot, const std::string& user) {
+  ASSIGN_OR_RETURN(auto ch, protocol::Connect(slot.host, slot.port, conf.tls,
+                                              std::chrono::seconds(30)));
+  Session s;
+  s.t = std::make_unique<protocol::ChannelTransport>(std::move(ch));
+  s.slot = &slot;
+  protocol::Hello hello;
+  hello.mode = "read";
+  RETURN_IF_ERROR(s.t->Send(protocol::kHello, protocol::Encode(hello)));
+  RETURN_IF_ERROR(protocol::ReceiveExpect(*s.t, protocol::kHelloOk).status());
+  ASSIGN_OR_RETURN(s.state, FetchUserState(*s.t, user));
+  return s;
+}
+
+// The replica unless told otherwise; the master when the replica is unreachable or lags and
+// the configuration allows the fallback.
+Result<Session> ChooseSlot(Env* env, const SnapshotConfig& conf, const std::string& user,
+                           const std::string& from, std::string* note) {
+  const StoreSlots* store = conf.StoreOf(user);
+  if (!store) return InvalidArgumentError("no store configured for user " + user);
+  std::string want = from.empty() ? conf.default_from : from;
+  const Slot* master = store->Find("master");
+  const Slot* replica = store->Find("replica");
+  if (want == "master" || !replica) {
+    if (!master) return InvalidArgumentError("no master slot for user " + user);
+    return Open(conf, *master, user);
+  }
+  auto s = Open(conf, *replica, user);
+  int64_t now = env->NowNanos() / 1'000'000'000;
+  if (s.ok() && now - s->state.synced_at <= conf.max_replica_lag_seconds) return s;
+  *note = s.ok() ? "replica lags (last synced " +
+                       (s->state.synced_at ? std::to_string(now - s->state.synced_at) + " s ago"
+                                           : std::string("never")) + ")"
+                 : "replica unavailable: " + s.error().ToString();
+  if (conf.on_replica_unavailable != "master" || !master) {
+    return UnavailableError(*note + "; fallback to the master is not configured");
+  }
+  return Open(conf, *master, user);
+}
+
+UserOutcome SnapshotOne(Env* env, const SnapshotConfig& conf, const std::string& user,
+                        const std::string& from) {
+  UserOutcome out{user, "", "", Status::Ok(), {}};
+  auto session = ChooseSlot(env, conf, user, from, &out.note);
+  if (!session.ok()) {
+    out.status = session.error();
+    return out;
+  }
+  out.source = session->slot->Label();
+  auto stats = SnapshotUserWithState(env, *session->t, user, session->state, out.source,
+                                     PathsFor(conf.archive_dir, user), conf.writer);
+  session->t->Close();
+  if (stats.ok()) {
+    out.stats = *stats;
+  } else {
+    out.status = stats.error();
+  }
+  return out;
+}
+
+// Users queued per drive unit; a worker takes a batch from a drive that has fewer than `cap`
+// workers on it.
+class DriveQueues {
+ public:
+  DriveQueues(const SnapshotConfig& conf, const std::vector<std::string>& users,
+              const std::string& from, int workers) {
+    for (size_t i = 0; i < users.size(); ++i) queues_[DriveOf(conf, users[i], from)].push_back(i);
+    cap_ = std::max<size_t>(1, workers / std::max<size_t>(1, queues_.size()));
+  }
+  // Next batch (indices into users) and its drive; empty when all work is taken.
+  std::pair<std::vector<size_t>, std::string> Take(size_t batch) {
+    std::unique_lock g(mu_);
+    while (true) {
+      bool pending = false;
+      for (auto& [drive, q] : queues_) {
+        if (q.empty()) continue;
+        pending = true;
+        if (active_[drive] >= cap_) continue;
+        size_t n = std::min(batch, q.size());
+        std::vector<size_t> out(q.begin(), q.begin() + n);
+        q.erase(q.begin(), q.begin() + n);
+        ++active_[drive];
+        return {out, drive};
+      }
+      if (!pending) return {};
+      cv_.wait(g);
+    }
+  }
+  void Done(const std::string& drive) {
+    std::lock_guard g(mu_);
+    --active_[drive];
+    cv_.notify_all();
+  }
+
+ private:
+  static std::string DriveOf(const SnapshotConfig& conf, const std::string& user,
+                             const std::string& from) {
+    const StoreSlots* store = conf.StoreOf(user);
+    if (!store) return "";
+    const Slot* s = store->Find(from.empty() ? conf.default_from : from);
+    if (!s) s = &store->slots.front();
+    return s->drive;
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::vector<size_t>> queues_;
+  std::map<std::string, size_t> active_;
+  size_t cap_ = 1;
+};
+
+}  // namespace
+
+std::vector<UserOutcome> SnapshotUsers(Env* env, const SnapshotConfig& conf,
+                                       const std::vector<std::string>& users,
+                                       const std::string& from, spdlog::logger& log) {
+  std::vector<UserOutcome> outcomes(users.size());
+  int workers = conf.workers > 0 ? conf.workers
+                                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  DriveQueues queues(conf, users, from, workers);
+  auto work = [&] {
+    while (true) {
+      auto [batch, drive] = queues.Take(static_cast<size_t>(std::max(1, conf.batch)));
+      if (batch.empty()) return;
+      for (size_t i : batch) {
+        outcomes[i] = SnapshotOne(env, conf, users[i], from);
+        const auto& o = outcomes[i];
+        log.info("snapshot user={} source=\"{}\" fallback=\"{}\" status={} run={} unchanged={} "
+                 "folders={} fetched={} messages={} bytes={}",
+                 o.user, o.source, o.note, o.status.ok() ? "ok" : o.status.ToString(),
+                 o.stats.run_id, o.stats.unchanged, o.stats.folders, o.stats.folders_fetched,
+                 o.stats.messages_added, o.stats.bytes_added);
+      }
+      queues.Done(drive);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < std::min<int>(workers, static_cast<int>(users.size())); ++i) {
+    threads.emplace_back(work);
+  }
+  for (auto& t : threads) t.join();
+  return outcomes;
+}
+
+}  // namespace cyrsync::snapshot

@@ -1,0 +1,30 @@
+// Runs snapshots for many users: picks each user's slot (the replica by default, the master on
+// request or when the replica is unreachable or lags, as configured), and spreads users over
+// worker threads in batches grouped by the slot's drive unit, so no disk gets every worker.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <string>
+#include <vector>
+
+#include "common/env.h"
+#include "snapshot/config.h"
+#include "snapshot/engine.h"
+
+namespace cyrsync::snapshot {
+
+struct UserOutcome {
+  std::string user;
+  std::string source;  // the slot actually used
+  std::string note;    // why a fallback happened, if one did
+  Status status;
+  SnapshotStats stats;
+};
+
+// from: "" (config default), "master" or "replica". Returns one outcome per user, in order.
+std::vector<UserOutcome> SnapshotUsers(Env* env, const SnapshotConfig& conf,
+                                       const std::vector<std::string>& users,
+                                       const std::string& from, spdlog::logger& log);
+
+}  // namespace cyrsync::snapshot

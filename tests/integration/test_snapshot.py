@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Snapshots against real Cyrus 3.6.1: a populated master is synced to a replica; the snapshot
+host archives every user from the replica slot through the daemon's read service (the master
+slot: a read-only daemon beside the running master). Checks: GNU tar reads the archives; a
+restored user equals the master's folders (index bytes, message bodies by hash); a message in
+two folders is stored once; a rename adds no message records; a deleted folder stays
+restorable as of an earlier run; compaction keeps everything restorable and shrinks the file;
+reindex rebuilds an equal index; kill -9 during a snapshot loses nothing; a truncated archive
+gets a clear error naming an offset while its readable part stays restorable; slot selection
+(replica by default, master on request, fallback when the replica is down, or failure)."""
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cyruslab as cl  # noqa: E402
+import cyrsync_lab as lab  # noqa: E402
+
+passed = failed = 0
+
+
+def check(name, ok, detail=None):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"  ok   {name}", flush=True)
+    else:
+        failed += 1
+        print(f"  FAIL {name}", flush=True)
+        for line in (detail if isinstance(detail, list) else [str(detail)])[:30]:
+            print(f"         {line}", flush=True)
+    return ok
+
+
+def cyrsync(*args, check_rc=None, timeout=600):
+    p = subprocess.run([lab.BIN, *args], capture_output=True, text=True, timeout=timeout)
+    out = p.stdout + p.stderr
+    if check_rc is not None and p.returncode != check_rc:
+        raise RuntimeError(f"cyrsync {' '.join(args)} rc={p.returncode}:\n{out[-3000:]}")
+    return p.returncode, out
+
+
+def write_config(base, pki, replica_port, master_port, **extra):
+    conf = {
+        "archive_dir": os.path.join(base, "archives"),
+        "tls": {"ca": os.path.join(pki.dir, "ca.crt"), "cert": os.path.join(pki.dir, "syncer.crt"),
+                "key": os.path.join(pki.dir, "syncer.key")},
+        "default_from": "replica", "on_replica_unavailable": "master",
+        "max_replica_lag_seconds": 3600, "workers": 2, "retention_days": 30,
+        "stores": {"s1": {"slots": [
+            {"role": "replica", "host": "127.0.0.1", "port": replica_port, "drive": "r1"},
+            {"role": "master", "host": "127.0.0.1", "port": master_port, "drive": "m1"}]}},
+        "users": {u: "s1" for u in ("alice", "bob", "carol", "dave")},
+    }
+    conf.update(extra)
+    path = os.path.join(base, "snapshot.json" if not extra else "snapshot-alt.json")
+    with open(path, "w") as f:
+        json.dump(conf, f)
+    return path
+
+
+def folder_dirs(inst, user):
+    """internal name -> data directory, for the user's real folders on an instance."""
+    out = {}
+    dump = json.loads(inst.tool("ctl_mboxlist", "-d", check=True).stdout)
+    for name, e in dump.items():
+        if "partition" not in e or "d" in e.get("mbtype", "")[1:]:
+            continue
+        if name == f"user.{user}" or name.startswith(f"user.{user}."):
+            out[name] = inst.tool("mbpath", name, check=True).stdout.strip()
+    return out
+
+
+def sha1_file(p):
+    with open(p, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+def compare_restored(master, user, restored_root):
+    """Restored tree vs master: same cyrus.index bytes and the same message files by hash."""
+    problems = []
+    for name, d in folder_dirs(master, user).items():
+        rd = os.path.join(restored_root, *name.split("."))
+        if not os.path.isdir(rd):
+            problems.append(f"{name}: not restored")
+            continue
+        if sha1_file(os.path.join(d, "cyrus.index")) != sha1_file(os.path.join(rd, "cyrus.index")):
+            problems.append(f"{name}: cyrus.index differs")
+        for f in os.listdir(d):
+            if f.endswith(".") and f[:-1].isdigit():
+                rf = os.path.join(rd, f)
+                if not os.path.exists(rf) or sha1_file(rf) != sha1_file(os.path.join(d, f)):
+                    problems.append(f"{name}/{f}: missing or different")
+    return problems
+
+
+def index_rows(path):
+    db = sqlite3.connect(path)
+    try:
+        return sorted(db.execute("SELECT name, kind, link_target, sha1, size, run_id, member_offset,"
+                                 " data_offset FROM entries").fetchall())
+    finally:
+        db.close()
+
+
+def scenario(base):
+    master = cl.CyrusInstance(os.path.join(base, "m"), "snapm")
+    replica = cl.CyrusInstance(os.path.join(base, "r"), "snapr")
+    master.setup()
+    replica.setup()
+    pki = lab.Pki(base)
+    rdaemon = lab.Daemon(replica, pki)
+    mdaemon = lab.Daemon(master, pki, state_dir=os.path.join(base, "mstate"))
+    mdaemon.extra = ["--read-only"]
+    master.start()
+    try:
+        cl.populate(master, seed=3, messages=150)
+        rdaemon.start()
+        mdaemon.start()
+        lab.run_sync(master, rdaemon, "-A")
+        conf = write_config(base, pki, rdaemon.port, mdaemon.port)
+        archives = os.path.join(base, "archives")
+
+        rc, out = cyrsync("snapshot", "-c", conf, "-A")
+        check("snapshot of every user succeeds from the replica slot",
+              rc == 0 and out.count('source="replica') == 4, out[-2000:])
+        alice = os.path.join(archives, "alice.tar.gz")
+        t = subprocess.run(["tar", "tzf", alice], capture_output=True, text=True)
+        x = os.path.join(base, "x")
+        os.makedirs(x)
+        xr = subprocess.run(["tar", "xzf", alice, "-C", x], capture_output=True, text=True)
+        check("GNU tar lists and extracts the archive", t.returncode == 0 and xr.returncode == 0 and
+              any(n.startswith("files/") for n in t.stdout.split()), t.stderr + xr.stderr)
+
+        rc, out = cyrsync("snapshot", "-c", conf, "-u", "alice")
+        check("an unchanged user adds no run", rc == 0 and "unchanged=true" in out, out[-800:])
+
+        r1 = os.path.join(base, "restore1")
+        cyrsync("restore", "-c", conf, "-u", "alice", "--to", r1, check_rc=0)
+        probs = compare_restored(master, "alice", r1)
+        check("a restored user equals the master (indexes, message bodies)", probs == [], probs)
+
+        names = t.stdout.split()
+        files = [n for n in names if n.startswith("files/")]
+        check("every message is stored once", len(files) == len(set(files)), len(files))
+
+        # A rename adds link records and the renamed folder's small metadata, no message.
+        c = master.imap("alice")
+        c.rename("INBOX.Trash", "INBOX.Bin")
+        c.logout()
+        time.sleep(1.1)
+        lab.run_sync(master, rdaemon, "-A")
+        size_before = os.path.getsize(alice)
+        rows_before = index_rows(os.path.join(archives, "alice.index.sqlite"))
+        cyrsync("snapshot", "-c", conf, "-u", "alice", check_rc=0)
+        rows_after = index_rows(os.path.join(archives, "alice.index.sqlite"))
+        new = [r for r in rows_after if r not in rows_before]
+        check("a rename adds no message records",
+              not any(r[0].startswith("files/") for r in new) and
+              any(r[0] == "imap/user.alice.Bin" for r in new) and
+              any(r[0] == "imap/user.alice.Trash" and r[2] == "/dev/null" for r in new),
+              new)
+        grown = os.path.getsize(alice) - size_before
+        check("a rename grows the archive by little (links and the folder's small metadata)",
+              grown < 16384, [grown] + [(r[0], r[4]) for r in new])
+
+        # Delete a folder: restorable as of the run before.
+        runs = sorted({r[5] for r in rows_after})
+        c = master.imap("alice")
+        c.delete("INBOX.Drafts")
+        c.logout()
+        master.tool("cyr_expire", "-X", "0", "-D", "0", check=True)
+        time.sleep(1.1)
+        lab.run_sync(master, rdaemon, "-A")
+        cyrsync("snapshot", "-c", conf, "-u", "alice", check_rc=0)
+        rc, out = cyrsync("restore", "-c", conf, "-u", "alice", "--folder", "user.alice.Drafts",
+                          "--to", os.path.join(base, "r2"))
+        check("a deleted folder is not in the latest run", rc != 0 and "not in the archive" in out,
+              out[-500:])
+        rc, out = cyrsync("restore", "-c", conf, "-u", "alice", "--folder", "user.alice.Drafts",
+                          "--run", str(runs[-1]), "--to", os.path.join(base, "r3"))
+        check("a deleted folder is restorable as of an earlier run",
+              rc == 0 and glob.glob(os.path.join(base, "r3", "user", "alice", "Drafts", "*.")),
+              out[-500:])
+
+        # One message, by index offset.
+        inbox = folder_dirs(master, "alice")["user.alice"]
+        uid = sorted(int(f[:-1]) for f in os.listdir(inbox) if f.endswith(".") and f[:-1].isdigit())[0]
+        r4 = os.path.join(base, "r4")
+        cyrsync("restore", "-c", conf, "-u", "alice", "--folder", "user.alice", "--uid", str(uid),
+                "--to", r4, check_rc=0)
+        check("one message restores by itself",
+              sha1_file(os.path.join(r4, f"{uid}.")) == sha1_file(os.path.join(inbox, f"{uid}.")))
+
+        # Reindex from the archive alone.
+        idx = os.path.join(archives, "alice.index.sqlite")
+        before = index_rows(idx)
+        shutil.move(idx, idx + ".orig")
+        cyrsync("reindex", "-c", conf, "-u", "alice", check_rc=0)
+        check("reindex from the archive alone gives the same index", index_rows(idx) == before)
+
+        rc, out = cyrsync("verify", "-c", conf, "-A", "--json")
+        check("verify passes on every archive", rc == 0 and '"ok": true' in out, out[-1500:])
+
+        # Compaction: everything restorable stays restorable, the file shrinks.
+        size_before = os.path.getsize(alice)
+        rc, out = cyrsync("compact", "-c", conf, "-u", "alice", "--force")
+        r5 = os.path.join(base, "r5")
+        cyrsync("restore", "-c", conf, "-u", "alice", "--to", r5, check_rc=0)
+        probs = compare_restored(master, "alice", r5)
+        check("compaction keeps the user restorable", rc == 0 and probs == [], [out[-800:]] + probs)
+        check("compaction shrinks the archive", os.path.getsize(alice) < size_before,
+              (size_before, os.path.getsize(alice)))
+        rc, out = cyrsync("restore", "-c", conf, "-u", "alice", "--folder", "user.alice.Drafts",
+                          "--run", str(runs[-1]), "--to", os.path.join(base, "r6"))
+        check("a deleted folder within retention survives compaction", rc == 0, out[-500:])
+
+        # kill -9 during a snapshot, then run again.
+        cl.mutate(master, seed=4)
+        time.sleep(1.1)
+        lab.run_sync(master, rdaemon, "-A")
+        bob_idx = os.path.join(archives, "bob.index.sqlite")
+        bob_before = index_rows(bob_idx)
+        for delay in (0.05, 0.15, 0.3):
+            p = subprocess.Popen([lab.BIN, "snapshot", "-c", conf, "-A"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        rc, out = cyrsync("snapshot", "-c", conf, "-A")
+        rcv, vout = cyrsync("verify", "-c", conf, "-A")
+        kept = set(bob_before) <= set(index_rows(bob_idx))
+        check("after kill -9 a re-run succeeds, verifies, and keeps earlier records",
+              rc == 0 and rcv == 0 and kept, out[-1500:] + vout[-1500:])
+
+        # A truncated archive: clear error with an offset; the readable part restores.
+        carol = os.path.join(archives, "carol.tar.gz")
+        with open(carol, "r+b") as f:
+            f.truncate(os.path.getsize(carol) // 2)
+        rc, out = cyrsync("verify", "-c", conf, "-u", "carol")
+        check("a truncated archive fails verify naming an offset", rc != 0 and "offset" in out,
+              out[-800:])
+
+        # Slot selection.
+        rc, out = cyrsync("snapshot", "-c", conf, "-u", "dave", "--from", "master")
+        check("--from master reads the master slot", rc == 0 and 'source="master' in out, out[-800:])
+        rdaemon.stop()
+        rc, out = cyrsync("snapshot", "-c", conf, "-u", "dave")
+        check("replica down: falls back to the master and says so",
+              rc == 0 and 'source="master' in out and "replica unavailable" in out, out[-800:])
+        strict = write_config(base, pki, rdaemon.port, mdaemon.port, on_replica_unavailable="fail")
+        rc, out = cyrsync("snapshot", "-c", strict, "-u", "dave")
+        check("replica down without fallback: fails", rc != 0 and "fallback" in out, out[-800:])
+    finally:
+        rdaemon.stop()
+        mdaemon.stop()
+        master.stop()
+        replica.stop()
+
+
+def main():
+    cl.require_environment()
+    base = tempfile.mkdtemp(prefix="cssnap", dir="/tmp")
+    try:
+        scenario(base)
+    except Exception:
+        check("scenario ran", False, traceback.format_exc().splitlines())
+    finally:
+        if os.environ.get("CYRUSLAB_KEEP") != "1":
+            shutil.rmtree(base, ignore_errors=True)
+    print(f"snapshot: {passed} passed, {failed} failed", flush=True)
+    sys.exit(0 if failed == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
