@@ -91,9 +91,12 @@ Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
       case FolderState::kMissingOnSource: ++plan.guard.source_missing; break;
     }
   }
+  // Deletions only within a scope the pass covers completely: every folder (-A) or every folder
+  // of the named users (-u). A -m pass names single folders and deletes nothing.
+  std::set<std::string> whole_users(opts.users.begin(), opts.users.end());
   for (const auto& [key, entries] : view.by_folder) {
     const std::string& owner = entries.front().owner;
-    bool in_scope = opts.all || (!owner.empty() && plan.users.count(owner));
+    bool in_scope = opts.all || (!owner.empty() && whole_users.count(owner));
     if (!in_scope || keys.count(key)) continue;
     plan.to_delete.push_back(key);
   }

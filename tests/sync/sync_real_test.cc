@@ -277,6 +277,32 @@ TEST_F(RealSpoolTest, FolderVanishedFromTheSourceIsCountedNotDeleted) {
   EXPECT_TRUE(fs::exists(replica_dir + "/cyrus.index"));
 }
 
+TEST_F(RealSpoolTest, UserAndMailboxScopesCopyOnlyTheirFolders) {
+  syncer::Syncer all(Env::Default(), master_, QuietOptions(), replica_->Connector(), NullLogger());
+  ASSERT_TRUE(all.RunPass().ok());
+  DeliverOne("scope-" + std::to_string(counter_));
+  auto scoped = [&](std::vector<std::string> users, std::vector<std::string> boxes) {
+    syncer::Options o = QuietOptions();
+    o.all = false;
+    o.users = std::move(users);
+    o.mailboxes = std::move(boxes);
+    syncer::Syncer s(Env::Default(), master_, o, replica_->Connector(), NullLogger());
+    return s.RunPass();
+  };
+  auto bob = scoped({"bob"}, {});
+  ASSERT_TRUE(bob.ok()) << bob.error().ToString();
+  EXPECT_EQ(bob->folders_changed, 0u);
+  EXPECT_EQ(bob->folders_deleted, 0u) << "a scoped pass must not delete other users' folders";
+  auto other_box = scoped({}, {"user.alice.Sent"});
+  ASSERT_TRUE(other_box.ok());
+  EXPECT_EQ(other_box->folders, 1u);
+  EXPECT_EQ(other_box->folders_changed, 0u);
+  auto inbox = scoped({}, {"user.alice"});
+  ASSERT_TRUE(inbox.ok());
+  EXPECT_EQ(inbox->folders_changed, 1u);
+  EXPECT_EQ(inbox->messages_sent, 1u);
+}
+
 // A file copied within the racy window of its last change may change again inside the same
 // timestamp tick without its stat tuple changing; it must be copied again on the next pass.
 TEST_F(RealSpoolTest, FolderCopiedWithinTheRacyWindowIsCopiedAgainNextPass) {
