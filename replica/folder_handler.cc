@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/bytes.h"
+#include "common/hash.h"
 #include "cyrus/index.h"
 #include "cyrus/paths.h"
 #include "replica/session.h"
@@ -33,6 +34,8 @@ class TeeSink final : public protocol::BodySink {
 struct MetaIn {
   protocol::FolderFile file;
   StagedFile staged;
+  std::string sha1;  // of the received content
+  uint64_t size = 0;
 };
 
 struct Incoming {
@@ -66,14 +69,14 @@ Status ReceiveMeta(Transport& t, Store& s, Incoming& in) {
                                                   : nullptr;
     TeeSink tee(&sink, copy);
     auto basis = s.OpenInstalled(f.path);
-      RETURN_IF_ERROR(
-        protocol::ReceiveBody(t, tee, s.options().max_file_size, basis.file.get(), basis.size).status());
+    ASSIGN_OR_RETURN(uint64_t size, protocol::ReceiveBody(t, tee, s.options().max_file_size,
+                                                          basis.file.get(), basis.size));
     RETURN_IF_ERROR(sink.Finish());
     if (s.options().owner.set) {
       RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));
     }
     RETURN_IF_ERROR(s.env()->SetMtime(staged, f.source.mtime_ns));
-    in.meta.push_back({f, {staged, final_abs}});
+    in.meta.push_back({f, {staged, final_abs}, sink.Sha1HexDigest(), size});
   }
   return Status::Ok();
 }
@@ -260,6 +263,17 @@ void RemoveOldLocation(Store& s, const Incoming& in) {
   }
 }
 
+// The installed copy already holds exactly this content (a file the source copies again because
+// it was unsettled): keep it, so the replica's file and its stat stay put.
+bool SameAsInstalled(Store& s, const Incoming& in, const MetaIn& m) {
+  for (const auto& e : in.old_entries) {
+    if (!(e.entry.path == m.file.path) || e.local.size != m.size || !s.StillInstalled(e)) continue;
+    auto bytes = ReadFileToString(s.env(), m.staged.final);
+    return bytes.ok() && Sha1Hex(*bytes) == m.sha1;
+  }
+  return false;
+}
+
 Status CommitFolder(Store& s, Incoming& in) {
   RETURN_IF_ERROR(s.CheckCyrusStopped());
   RETURN_IF_ERROR(s.EnsureDir(in.data_abs));
@@ -269,12 +283,20 @@ Status CommitFolder(Store& s, Incoming& in) {
     RETURN_IF_ERROR(s.env()->SyncDir(in.archive_abs));
   }
   std::vector<StagedFile> staged;
+  std::vector<const MetaIn*> order;
   // cyrus.index goes last: it is what makes the new set current.
   for (const auto& m : in.meta) {
-    if (Basename(m.file.path.rel) != "cyrus.index") staged.push_back(m.staged);
+    if (Basename(m.file.path.rel) != "cyrus.index") order.push_back(&m);
   }
   for (const auto& m : in.meta) {
-    if (Basename(m.file.path.rel) == "cyrus.index") staged.push_back(m.staged);
+    if (Basename(m.file.path.rel) == "cyrus.index") order.push_back(&m);
+  }
+  for (const MetaIn* m : order) {
+    if (SameAsInstalled(s, in, *m)) {
+      RemoveQuietly(s.env(), m->staged.staged);
+    } else {
+      staged.push_back(m->staged);
+    }
   }
   for (const auto& m : in.meta) RETURN_IF_ERROR(s.EnsureDir(Dirname(m.staged.final)));
   RETURN_IF_ERROR(s.InstallTogether(staged));
