@@ -74,16 +74,25 @@ int main(int argc, char** argv) {
   auto* sn = app.add_subcommand("snapshot", "append a run to users' archives");
   add_users(sn);
   sn->add_option("--from", snap.from, "master|replica (default: the configuration's)");
-  auto* rs = app.add_subcommand("restore", "restore a user, a folder or a message to a directory");
+  auto* rs = app.add_subcommand("restore", "restore a user, folder or message to a directory, or a user into a stopped Cyrus");
   add_users(rs);
   rs->add_option("--folder", snap.folder, "internal folder name, e.g. user.alice.Sent");
   rs->add_option("--uid", snap.uid, "one message of --folder");
   rs->add_option("--run", snap.run, "as of this run (default: latest)");
-  rs->add_option("--to", snap.to, "output directory")->required();
+  auto* to = rs->add_option("--to", snap.to, "output directory");
   rs->add_option("--owner", snap.owner, "owner of restored files (e.g. cyrus)");
+  auto* spool = rs->add_flag("--into-spool", snap.into_spool, "into a stopped Cyrus (with -C)");
+  spool->needs(rs->add_option("-C", snap.imapd_conf, "imapd.conf of the target Cyrus"))
+      ->excludes(to);
+  rs->add_flag("--overwrite", snap.overwrite, "--into-spool: replace existing files/entries");
+  rs->add_flag("--no-undump", snap.no_undump, "--into-spool: print the ctl_mboxlist command");
+  rs->add_option("--mailboxes-json", snap.mailboxes_json, "--into-spool: ctl_mboxlist -u input");
+  rs->add_option("--cyrus-bin", snap.cyrus_bin, "--into-spool: Cyrus tools directory");
   auto* vf = app.add_subcommand("verify", "check archives and their indexes");
   add_users(vf);
   vf->add_flag("--json", snap.json, "machine-readable report");
+  vf->add_flag("--against-slot", snap.against_slot, "also check the slot's data is archived");
+  vf->add_option("--from", snap.from, "slot for --against-slot");
   auto* cp = app.add_subcommand("compact", "rewrite archives keeping live records");
   add_users(cp);
   cp->add_flag("--force", snap.force, "compact even above the threshold");

@@ -1,15 +1,23 @@
 #include "cli/snapshot_commands.h"
 
+#include <fcntl.h>
 #include <pwd.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <ctime>
 #include <iostream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "cyrus/folder.h"
 #include "snapshot/config.h"
 #include "snapshot/restore.h"
+#include "snapshot/restore_spool.h"
 #include "snapshot/runner.h"
 
 namespace cyrsync::cli {
@@ -34,6 +42,69 @@ int Fail(spdlog::logger& log, const std::string& what, const Status& st) {
   return 1;
 }
 
+Result<Owner> OwnerByName(const std::string& name) {
+  struct passwd* pw = getpwnam(name.c_str());
+  if (!pw) return NotFoundError("no such user: " + name);
+  return Owner{true, pw->pw_uid, pw->pw_gid};
+}
+
+// A path as a shell word, for the commands printed to the operator.
+std::string ShellWord(const std::string& s) {
+  if (s.find_first_of(" \t\n'\"\\$`;&|<>()*?[]#~!{}") == std::string::npos) return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The user's INBOX as reconstruct names it in the admin namespace of the target.
+std::string InboxForTools(const cyrus::ImapdConf& conf, const std::string& user) {
+  size_t at = user.rfind('@');
+  std::string local = user.substr(0, at);
+  std::string domain = at == std::string::npos ? "" : user.substr(at);
+  return std::string("user") + (conf.unixhierarchysep ? '/' : '.') + local + domain;
+}
+
+// Runs `<bin>/ctl_mboxlist -C <conf> -u` with the JSON file as its stdin: 3.6.1's -u reads only
+// stdin (its -f names the mailboxes.db to work on). Cyrus's stderr goes to ours.
+Status RunUndump(const std::string& exe, const std::string& conf_path,
+                 const std::string& json_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, json_path.c_str(), O_RDONLY, 0);
+  std::vector<std::string> args = {exe, "-C", conf_path, "-u"};
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return PosixError("cannot run " + exe, rc);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return PosixError("waitpid " + exe, errno);
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  return FailedPreconditionError(exe + " -u failed (status " + std::to_string(status) +
+                                 "); the target's mailboxes.db may be partly updated");
+}
+
+// ctl_mboxlist -u exits 0 even when it skips an entry: check that mailboxes.db now lists every
+// restored folder with its uniqueid.
+Status CheckRegistered(const cyrus::ImapdConf& conf, const std::string& json) {
+  const nlohmann::json parsed = nlohmann::json::parse(json, nullptr, false);
+  if (!parsed.is_object()) return InternalError("the mailboxes JSON does not parse");
+  std::map<std::string, std::string> want;
+  for (const auto& [name, e] : parsed.items()) want[name] = e.value("uniqueid", "");
+  ASSIGN_OR_RETURN(auto list, cyrus::LoadMailboxList(Env::Default(), conf));
+  for (const auto& mb : list) {
+    auto it = want.find(mb.intname);
+    if (it != want.end() && it->second == mb.uniqueid && mb.IsReal()) want.erase(it);
+  }
+  if (want.empty()) return Status::Ok();
+  return FailedPreconditionError("ctl_mboxlist -u did not register " + want.begin()->first +
+                                 " (and " + std::to_string(want.size() - 1) + " more)");
+}
+
 }  // namespace
 
 int RunSnapshot(const SnapshotArgs& a) {
@@ -51,10 +122,14 @@ int RunSnapshot(const SnapshotArgs& a) {
 }
 
 int RunRestore(const SnapshotArgs& a) {
+  if (a.into_spool) return RunRestoreIntoSpool(a);
   auto log = MakeLogger("snapshot");
   auto conf = LoadConfig(a.config);
   if (!conf.ok()) return Fail(*log, "cannot read the snapshot configuration", conf.error());
   if (a.users.size() != 1) return Fail(*log, "restore", InvalidArgumentError("give one -u USER"));
+  if (a.to.empty()) {
+    return Fail(*log, "restore", InvalidArgumentError("give --to DIR or --into-spool -C CONF"));
+  }
   snapshot::RestoreRequest req;
   req.paths = snapshot::PathsFor(conf->archive_dir, a.users[0]);
   req.folder = a.folder;
@@ -62,14 +137,63 @@ int RunRestore(const SnapshotArgs& a) {
   req.as_of = a.run;
   req.out_dir = a.to;
   if (!a.owner.empty()) {
-    struct passwd* pw = getpwnam(a.owner.c_str());
-    if (!pw) return Fail(*log, "restore", NotFoundError("no such user: " + a.owner));
-    req.owner = {true, pw->pw_uid, pw->pw_gid};
+    auto owner = OwnerByName(a.owner);
+    if (!owner.ok()) return Fail(*log, "restore", owner.error());
+    req.owner = *owner;
   }
   auto r = snapshot::RestoreToDirectory(Env::Default(), req);
   if (!r.ok()) return Fail(*log, "restore failed", r.error());
   log->info("restore done user={} folders={} messages={} bytes={} missing={} to={}", a.users[0],
             r->folders, r->messages, r->bytes, r->missing, a.to);
+  return r->missing == 0 ? 0 : 2;
+}
+
+int RunRestoreIntoSpool(const SnapshotArgs& a) {
+  auto log = MakeLogger("snapshot");
+  Env* env = Env::Default();
+  auto conf = LoadConfig(a.config);
+  if (!conf.ok()) return Fail(*log, "cannot read the snapshot configuration", conf.error());
+  if (a.users.size() != 1) return Fail(*log, "restore", InvalidArgumentError("give one -u USER"));
+  const std::string& user = a.users[0];
+  auto target = cyrus::LoadImapdConf(env, a.imapd_conf);
+  if (!target.ok()) return Fail(*log, "cannot read the target imapd.conf", target.error());
+  snapshot::SpoolRestoreRequest req;
+  req.paths = snapshot::PathsFor(conf->archive_dir, user);
+  req.folder = a.folder;
+  req.uid = a.uid;
+  req.as_of = a.run;
+  req.overwrite = a.overwrite;
+  req.owner = cyrus::SpoolOwner(env, *target);
+  if (!a.owner.empty()) {
+    auto owner = OwnerByName(a.owner);
+    if (!owner.ok()) return Fail(*log, "restore", owner.error());
+    req.owner = *owner;
+  }
+  std::string json;
+  auto r = snapshot::RestoreIntoSpool(env, req, *target, &json);
+  if (!r.ok()) return Fail(*log, "restore into spool failed", r.error());
+  std::string json_path = !a.mailboxes_json.empty()
+                              ? a.mailboxes_json
+                              : JoinPath(target->configdirectory, "cyrsync-restore-" + user + ".json");
+  if (auto st = AtomicWriteFile(env, json_path, json, {.mode = 0600, .owner = req.owner});
+      !st.ok()) {
+    return Fail(*log, "cannot write the mailboxes JSON", st);
+  }
+  log->info("restore into spool done user={} folders={} messages={} bytes={} missing={} "
+            "mailboxes_json={}", user, r->folders, r->messages, r->bytes, r->missing, json_path);
+  const std::string exe = JoinPath(a.cyrus_bin, "ctl_mboxlist");
+  const std::string reconstruct = JoinPath(a.cyrus_bin, "reconstruct") + " -C " +
+                                  ShellWord(a.imapd_conf) + " -r " +
+                                  ShellWord(InboxForTools(*target, user));
+  if (a.no_undump) {
+    std::cout << exe << " -C " << ShellWord(a.imapd_conf) << " -u < " << ShellWord(json_path)
+              << "\n" << reconstruct << "\n";
+    return r->missing == 0 ? 0 : 2;
+  }
+  Status st = RunUndump(exe, a.imapd_conf, json_path);
+  if (st.ok()) st = CheckRegistered(*target, json);
+  if (!st.ok()) return Fail(*log, "registering the restored folders failed", st);
+  log->info("folders registered in mailboxes.db; before starting Cyrus run: {}", reconstruct);
   return r->missing == 0 ? 0 : 2;
 }
 
@@ -93,6 +217,13 @@ int RunVerify(const SnapshotArgs& a) {
       r["members"] = v->members;
       r["entries"] = v->entries;
       r["problems"] = v->problems;
+    }
+    if (a.against_slot) {
+      auto slot = snapshot::VerifyAgainstSlot(Env::Default(), *conf, user, a.from);
+      std::vector<std::string> extra =
+          slot.ok() ? *slot : std::vector<std::string>{slot.error().ToString()};
+      r["slot_problems"] = extra;
+      if (!extra.empty()) r["ok"] = false;
     }
     bad += !r["ok"].get<bool>();
     report.push_back(r);

@@ -8,6 +8,7 @@
 
 #include "protocol/channel.h"
 #include "protocol/channel_transport.h"
+#include "cyrus/index.h"
 #include "protocol/messages.h"
 
 namespace cyrsync::snapshot {
@@ -129,7 +130,48 @@ class DriveQueues {
   size_t cap_ = 1;
 };
 
+// The GUIDs of the messages a folder's current cyrus.index names, as served by the slot.
+Result<std::vector<std::string>> ServedGuids(protocol::Transport& t, const std::string& key) {
+  RETURN_IF_ERROR(t.Send(protocol::kFolderFetch, protocol::EncodeString(key)));
+  std::vector<std::string> guids;
+  while (true) {
+    ASSIGN_OR_RETURN(protocol::Frame f, t.Receive());
+    if (f.type == protocol::kAbsent || f.type == protocol::kOk) return guids;
+    if (f.type == protocol::kError) return protocol::StatusFromError(f.payload);
+    ASSIGN_OR_RETURN(auto info, protocol::DecodeStateFile(f.payload));
+    ASSIGN_OR_RETURN(std::string bytes, protocol::ReceiveBodyToString(t, uint64_t{4} << 30));
+    if (info.name != "cyrus.index") continue;
+    ASSIGN_OR_RETURN(auto idx, cyrus::ParseIndex(bytes, key + "/cyrus.index"));
+    for (const auto& r : idx.records) {
+      if (r.HasFile() && r.GuidHex() != std::string(40, '0')) guids.push_back(r.GuidHex());
+    }
+  }
+}
+
 }  // namespace
+
+Result<std::vector<std::string>> VerifyAgainstSlot(Env* env, const SnapshotConfig& conf,
+                                                   const std::string& user,
+                                                   const std::string& from) {
+  std::string note;
+  ASSIGN_OR_RETURN(Session s, ChooseSlot(env, conf, user, from, &note));
+  auto paths = PathsFor(conf.archive_dir, user);
+  ASSIGN_OR_RETURN(auto idx, OpenIndexForArchive(env, paths.archive, paths.index));
+  std::vector<std::string> problems;
+  for (const auto& fs : s.state.folders) {
+    ASSIGN_OR_RETURN(auto link, idx->Latest(LinkName(fs.intname)));
+    if (!link || link->link_target != fs.folder_key) {
+      problems.push_back("folder " + fs.intname + " is not in the archive under its uniqueid");
+    }
+    ASSIGN_OR_RETURN(auto guids, ServedGuids(*s.t, fs.folder_key));
+    for (const auto& g : guids) {
+      ASSIGN_OR_RETURN(bool have, idx->HasFile(g));
+      if (!have) problems.push_back("message " + g + " of " + fs.intname + " is not archived");
+    }
+  }
+  s.t->Close();
+  return problems;
+}
 
 std::vector<UserOutcome> SnapshotUsers(Env* env, const SnapshotConfig& conf,
                                        const std::vector<std::string>& users,

@@ -27,4 +27,11 @@ std::vector<UserOutcome> SnapshotUsers(Env* env, const SnapshotConfig& conf,
                                        const std::vector<std::string>& users,
                                        const std::string& from, spdlog::logger& log);
 
+// Archive <-> slot check: everything the user's slot serves now (each folder, and each message
+// its cyrus.index names) must be in the user's archive. Returns the problems found ([] = ok);
+// an error when the slot or the archive cannot be read at all.
+Result<std::vector<std::string>> VerifyAgainstSlot(Env* env, const SnapshotConfig& conf,
+                                                   const std::string& user,
+                                                   const std::string& from);
+
 }  // namespace cyrsync::snapshot

@@ -145,6 +145,21 @@ def scenario(base):
         rc, out = cyrsync("snapshot", "-c", conf, "-u", "alice")
         check("an unchanged user adds no run", rc == 0 and "unchanged=true" in out, out[-800:])
 
+        rc, out = cyrsync("verify", "-c", conf, "-u", "alice", "--against-slot", "--json")
+        check("verify --against-slot: what the replica serves is archived", rc == 0, out[-1500:])
+        lmtp = master.lmtp()
+        lmtp.deliver("x@example.org", ["alice"], b"From: x@example.org\r\nTo: alice\r\n"
+                     b"Subject: late\r\nMessage-ID: <late@t>\r\n\r\nnew mail\r\n")
+        lmtp.close()
+        time.sleep(1.1)
+        lab.run_sync(master, rdaemon, "-A")
+        rc, out = cyrsync("verify", "-c", conf, "-u", "alice", "--against-slot", "--json")
+        check("verify --against-slot reports mail the archive lacks", rc != 0 and
+              "is not archived" in out, out[-1500:])
+        cyrsync("snapshot", "-c", conf, "-u", "alice", check_rc=0)
+        rc, out = cyrsync("verify", "-c", conf, "-u", "alice", "--against-slot")
+        check("after the next snapshot it passes again", rc == 0, out[-1500:])
+
         r1 = os.path.join(base, "restore1")
         cyrsync("restore", "-c", conf, "-u", "alice", "--to", r1, check_rc=0)
         probs = compare_restored(master, "alice", r1)
