@@ -1,0 +1,62 @@
+// Restores a user from its archive into the tree of a *stopped* Cyrus 3.6 server described by its
+// imapd.conf: each folder's cyrus.* files and <uid>. message files at the paths that server
+// computes for it (uuid or by-name layout), the user's seen/sub/dav files and sieve directory,
+// plus the `ctl_mboxlist -u` JSON that registers the folders in its mailboxes.db with their
+// original uniqueids, uidvalidities and ACLs. The operator then undumps the JSON and runs
+// `reconstruct -r user.<name>` before starting Cyrus (README, Snapshots). Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cyrus/config.h"
+#include "cyrus/mboxlist.h"
+#include "snapshot/restore.h"
+
+namespace cyrsync::snapshot {
+
+struct SpoolRestoreRequest : RestoreRequest {
+  // Write over existing files and mailboxes.db entries of the same name or uniqueid. Without
+  // it any of those is kFailedPrecondition and nothing is written. out_dir is not used.
+  bool overwrite = false;
+};
+
+// A restored folder as the target server will register it.
+struct SpoolFolder {
+  cyrus::MailboxEntry mb;  // intname, uniqueid, mbtype, partition, acl, uidvalidity, legacy_dirs
+  uint64_t createdmodseq = 0;
+  uint64_t foldermodseq = 0;
+  int64_t mtime = 0;  // unix seconds; ctl_mboxlist -u of 3.6.1 replaces it with its own clock
+};
+
+// Restores the whole user (req.folder empty) or one folder (then without the user's files) as of
+// req.as_of into the target's spool, owned by req.owner, and sets *mailboxes_json to a JSON
+// object keyed by internal name, in the form `ctl_mboxlist -d` prints and `-u` reads on stdin.
+// Errors: kInvalidArgument for req.uid != 0 or a target without its defaultpartition (or a
+// sievedir when the archive holds sieve files); kNotFound when req.folder is not in the archive
+// as of that run; kFailedPrecondition (listing the conflicts, nothing written) when a target
+// folder directory already holds files, a user file exists, or mailboxes.db already has one of
+// the names or uniqueids, unless req.overwrite; archive and disk errors as they come.
+// REQUIRES: the target Cyrus is stopped; mailboxes_json != nullptr.
+Result<RestoreStats> RestoreIntoSpool(Env* env, const SpoolRestoreRequest& req,
+                                      const cyrus::ImapdConf& target_conf,
+                                      std::string* mailboxes_json);
+
+// Builds a folder's target entry from its archived cyrus.header and cyrus.index: uniqueid (the
+// archive key unless it is the internal name, else the header's), ACL, uidvalidity, modseqs;
+// partition = target.defaultpartition; mbtype = the header's type letter ('e' for a pre-3.6 text
+// header) plus 'l' when the folder keeps by-name directories: as the header's T says, or, for a
+// text header without T, as target.mailbox_legacy_dirs says (Cyrus takes the path from the
+// entry and the type from the header, so the two must agree). kCorruption for bad bytes;
+// kFailedPrecondition when no uniqueid can be found.
+Result<SpoolFolder> BuildSpoolFolder(std::string_view intname, std::string_view key,
+                                     std::string_view header_bytes, std::string_view index_bytes,
+                                     const cyrus::ImapdConf& target);
+
+// The `ctl_mboxlist -u` input for these folders (keys and string values as 3.6.1's `-d` prints
+// them; ACL entries in their original order).
+std::string MailboxesJson(const std::vector<SpoolFolder>& folders);
+
+}  // namespace cyrsync::snapshot
