@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   auto* sn = app.add_subcommand("snapshot", "append a run to users' archives");
   add_users(sn);
   sn->add_option("--from", snap.from, "master|replica (default: the configuration's)");
-  auto* rs = app.add_subcommand("restore", "restore a user, folder or message to a directory, or a user into a stopped Cyrus");
+  auto* rs = app.add_subcommand("restore", "restore to a directory, or into a stopped Cyrus");
   add_users(rs);
   rs->add_option("--folder", snap.folder, "internal folder name, e.g. user.alice.Sent");
   rs->add_option("--uid", snap.uid, "one message of --folder");

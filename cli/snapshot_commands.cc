@@ -10,7 +10,6 @@
 #include <ctime>
 #include <iostream>
 #include <map>
-
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -172,22 +171,24 @@ int RunRestoreIntoSpool(const SnapshotArgs& a) {
   std::string json;
   auto r = snapshot::RestoreIntoSpool(env, req, *target, &json);
   if (!r.ok()) return Fail(*log, "restore into spool failed", r.error());
-  std::string json_path = !a.mailboxes_json.empty()
-                              ? a.mailboxes_json
-                              : JoinPath(target->configdirectory, "cyrsync-restore-" + user + ".json");
+  std::string json_path = a.mailboxes_json;
+  if (json_path.empty()) {
+    json_path = JoinPath(target->configdirectory, "cyrsync-restore-" + user + ".json");
+  }
   if (auto st = AtomicWriteFile(env, json_path, json, {.mode = 0600, .owner = req.owner});
       !st.ok()) {
     return Fail(*log, "cannot write the mailboxes JSON", st);
   }
-  log->info("restore into spool done user={} folders={} messages={} bytes={} missing={} "
-            "mailboxes_json={}", user, r->folders, r->messages, r->bytes, r->missing, json_path);
+  log->info("restore into spool done user={} folders={} messages={} bytes={} missing={} json={}",
+            user, r->folders, r->messages, r->bytes, r->missing, json_path);
   const std::string exe = JoinPath(a.cyrus_bin, "ctl_mboxlist");
   const std::string reconstruct = JoinPath(a.cyrus_bin, "reconstruct") + " -C " +
                                   ShellWord(a.imapd_conf) + " -r " +
                                   ShellWord(InboxForTools(*target, user));
   if (a.no_undump) {
     std::cout << exe << " -C " << ShellWord(a.imapd_conf) << " -u < " << ShellWord(json_path)
-              << "\n" << reconstruct << "\n";
+              << "\n";
+    std::cout << reconstruct << "\n";
     return r->missing == 0 ? 0 : 2;
   }
   Status st = RunUndump(exe, a.imapd_conf, json_path);

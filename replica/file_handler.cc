@@ -49,10 +49,11 @@ Status HandleFilePut(Transport& t, Store& s, const Frame& f) {
   RETURN_IF_ERROR(s.CheckCyrusStopped());
   ASSIGN_OR_RETURN(std::string final_abs, s.Resolve(put.path));
   ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(put.path));
-  if (put.kind == protocol::EntryKind::kSymlink) {
-    RETURN_IF_ERROR(StageSymlink(s, put, staged));
-  } else {
-    RETURN_IF_ERROR(StageFile(t, s, put, staged));
+  Status staged_ok = put.kind == protocol::EntryKind::kSymlink ? StageSymlink(s, put, staged)
+                                                                 : StageFile(t, s, put, staged);
+  if (!staged_ok.ok()) {
+    (void)s.env()->Remove(staged);  // no temp file outlives a refused or broken transfer
+    return staged_ok;
   }
   RETURN_IF_ERROR(s.EnsureDir(Dirname(final_abs)));
   RETURN_IF_ERROR(s.InstallTogether({{staged, final_abs}}));

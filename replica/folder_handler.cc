@@ -49,6 +49,10 @@ struct Incoming {
   bool missing_any = false;
   bool moved = false;
   std::string occupant;  // another folder recorded at this directory (gone on the source)
+  // Message files received (or linked from a moved folder's old directory), staged until the
+  // folder commits: a killed or refused exchange leaves nothing in the folder's directory.
+  std::vector<StagedFile> messages;
+  std::vector<std::string> staged_all;  // every temp file of this exchange, removed at the end
   bool split() const { return archive_abs != data_abs; }
   std::optional<FolderRow> old_row;
   std::vector<StoredEntry> old_entries;
@@ -62,6 +66,7 @@ Status ReceiveMeta(Transport& t, Store& s, Incoming& in) {
     }
     ASSIGN_OR_RETURN(std::string final_abs, s.Resolve(f.path));
     ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(f.path));
+    in.staged_all.push_back(staged);
     ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
     FileSink sink(std::move(wf));
     std::string* copy = name == "cyrus.index"     ? &in.index_bytes
@@ -153,7 +158,13 @@ void LinkFromOldLocation(Store& s, Incoming& in) {
   std::vector<protocol::NeedItem> still;
   for (const auto& n : in.need) {
     std::string from = JoinPath(n.archived ? *old_arch : *old_data, std::to_string(n.uid) + ".");
-    if (!s.env()->Link(from, MessagePath(in, n.uid, n.archived)).ok()) still.push_back(n);
+    auto staged = s.NewStagePath(n.archived ? in.fb.archive_dir : in.fb.data_dir);
+    if (!staged.ok() || !s.env()->Link(from, *staged).ok()) {
+      still.push_back(n);
+      continue;
+    }
+    in.staged_all.push_back(*staged);
+    in.messages.push_back({*staged, MessagePath(in, n.uid, n.archived)});
   }
   in.need = std::move(still);
 }
@@ -175,13 +186,7 @@ Status ComputeNeed(Store& s, Incoming& in) {
   for (const auto& [loc, guid] : in.live) {
     if (!in.occupant.empty() || !in.present.count(loc)) in.need.push_back({loc.first, loc.second});
   }
-  if (in.moved) {
-    // Directories are created only once the exchange is under way (a refused request leaves
-    // no trace), except here, where links from the old location need them.
-    RETURN_IF_ERROR(s.EnsureDir(in.data_abs));
-    if (in.split()) RETURN_IF_ERROR(s.EnsureDir(in.archive_abs));
-    LinkFromOldLocation(s, in);
-  }
+  LinkFromOldLocation(s, in);
   return Status::Ok();
 }
 
@@ -194,6 +199,7 @@ Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
   }
   WirePath dir = mp.archived ? in.fb.archive_dir : in.fb.data_dir;
   ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(dir));
+  in.staged_all.push_back(staged);
   ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
   FileSink sink(std::move(wf));
   ASSIGN_OR_RETURN(uint64_t got, protocol::ReceiveBody(t, sink, s.options().max_file_size));
@@ -210,10 +216,8 @@ Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
     s.log().warn("message content does not match its GUID mailbox={} uid={}", in.fb.intname,
                  mp.uid);
   }
-  // A message file the index does not name yet is a harmless stray to Cyrus.
-  const std::string final_path = MessagePath(in, mp.uid, mp.archived);
-  RETURN_IF_ERROR(s.EnsureDir(Dirname(final_path)));
-  return s.env()->Rename(staged, final_path);
+  in.messages.push_back({staged, MessagePath(in, mp.uid, mp.archived)});
+  return Status::Ok();
 }
 
 Status ReceiveMessages(Transport& t, Store& s, Incoming& in) {
@@ -277,12 +281,9 @@ bool SameAsInstalled(Store& s, const Incoming& in, const MetaIn& m) {
 Status CommitFolder(Store& s, Incoming& in) {
   RETURN_IF_ERROR(s.CheckCyrusStopped());
   RETURN_IF_ERROR(s.EnsureDir(in.data_abs));
-  RETURN_IF_ERROR(s.env()->SyncDir(in.data_abs));
-  if (in.split()) {
-    RETURN_IF_ERROR(s.EnsureDir(in.archive_abs));
-    RETURN_IF_ERROR(s.env()->SyncDir(in.archive_abs));
-  }
-  std::vector<StagedFile> staged;
+  if (in.split()) RETURN_IF_ERROR(s.EnsureDir(in.archive_abs));
+  // Message files first: by the time the new cyrus.index is in place, every file it names is.
+  std::vector<StagedFile> staged = in.messages;
   std::vector<const MetaIn*> order;
   // cyrus.index goes last: it is what makes the new set current.
   for (const auto& m : in.meta) {
@@ -366,6 +367,14 @@ void RemoveGoneMessages(Store& s, const Incoming& in) {
   }
 }
 
+Status Exchange(Transport& t, Store& s, Incoming& in) {
+  RETURN_IF_ERROR(ReceiveMeta(t, s, in));
+  RETURN_IF_ERROR(ComputeNeed(s, in));
+  RETURN_IF_ERROR(t.Send(protocol::kFolderNeed, protocol::EncodeNeed(in.need)));
+  RETURN_IF_ERROR(ReceiveMessages(t, s, in));
+  return CommitFolder(s, in);
+}
+
 }  // namespace
 
 Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
@@ -384,11 +393,9 @@ Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
   if (occupant && occupant->folder_key != in.fb.folder_key) in.occupant = occupant->folder_key;
   in.moved = in.old_row && !(in.old_row->data_dir == in.fb.data_dir &&
                              in.old_row->archive_dir == in.fb.archive_dir);
-  RETURN_IF_ERROR(ReceiveMeta(t, s, in));
-  RETURN_IF_ERROR(ComputeNeed(s, in));
-  RETURN_IF_ERROR(t.Send(protocol::kFolderNeed, protocol::EncodeNeed(in.need)));
-  RETURN_IF_ERROR(ReceiveMessages(t, s, in));
-  RETURN_IF_ERROR(CommitFolder(s, in));
+  Status st = Exchange(t, s, in);
+  for (const auto& p : in.staged_all) RemoveQuietly(s.env(), p);  // gone when committed
+  RETURN_IF_ERROR(st);
   if (!in.occupant.empty()) RETURN_IF_ERROR(s.manifest().RemoveFolder(in.occupant));
   RETURN_IF_ERROR(RecordFolder(s, in));
   RemoveGoneMessages(s, in);

@@ -1,11 +1,10 @@
 #include "snapshot/restore_spool.h"
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "common/bytes.h"
 #include "cyrus/header.h"
@@ -28,8 +27,8 @@ Layout TargetLayout(const cyrus::MailboxHeader& h, const cyrus::ImapdConf& targe
   const std::string& t = h.mbtype;
   bool typed = !t.empty() && kTypeLetters.find(t[0]) != std::string_view::npos;
   char type = typed ? t[0] : 'e';
-  bool legacy = t.empty() ? target.mailbox_legacy_dirs
-                          : t.find('l', typed ? 1 : 0) != std::string::npos;
+  bool legacy =
+      t.empty() ? target.mailbox_legacy_dirs : t.find('l', typed ? 1 : 0) != std::string::npos;
   return {std::string(1, type) + (legacy ? "l" : ""), legacy};
 }
 
@@ -47,7 +46,8 @@ std::vector<std::pair<std::string, std::string>> SplitAcl(std::string_view acl) 
     size_t t1 = acl.find('\t');
     if (t1 == std::string_view::npos) break;
     size_t t2 = acl.find('\t', t1 + 1);
-    std::string_view rights = acl.substr(t1 + 1, t2 == std::string_view::npos ? acl.npos : t2 - t1 - 1);
+    std::string_view rights =
+        acl.substr(t1 + 1, t2 == std::string_view::npos ? acl.npos : t2 - t1 - 1);
     out.emplace_back(std::string(acl.substr(0, t1)), std::string(rights));
     if (t2 == std::string_view::npos) break;
     acl.remove_prefix(t2 + 1);
@@ -144,7 +144,8 @@ class SpoolRestorer {
   Status WriteFolder(const PlannedFolder& p) {
     std::set<std::string> dirs;
     for (const auto& r : p.records) {
-      const auto dir = r.Archived() ? cyrus::ArchiveDir(conf_, p.f.mb) : cyrus::DataDir(conf_, p.f.mb);
+      const auto dir =
+          r.Archived() ? cyrus::ArchiveDir(conf_, p.f.mb) : cyrus::DataDir(conf_, p.f.mb);
       ASSIGN_OR_RETURN(std::string path, cyrus::Resolve(conf_, cyrus::MessagePath(dir, r.uid)));
       RETURN_IF_ERROR(WriteMessage(r, path));
       dirs.insert(Dirname(path));
@@ -212,8 +213,8 @@ class SpoolRestorer {
       p = cyrus::UserFile(conf_, userid, inbox, base);
     } else {
       if (conf_.sievedir.empty()) {
-        return InvalidArgumentError(conf_.source_path + " sets no sievedir, but the archive "
-                                    "holds sieve files");
+        return InvalidArgumentError("the archive holds sieve files but " + conf_.source_path +
+                                    " sets no sievedir");
       }
       cyrus::RootedPath dir = cyrus::UserSieveDir(conf_, userid, inbox);
       p = {dir.root, JoinPath(dir.rel, base)};
@@ -356,8 +357,8 @@ Result<SpoolFolder> BuildSpoolFolder(std::string_view intname, std::string_view 
   // internal name for a folder that had none.
   f.mb.uniqueid = key != intname ? std::string(key) : h.uniqueid;
   if (f.mb.uniqueid.empty()) {
-    return FailedPreconditionError(where + " has no uniqueid; restore it with --to and "
-                                           "reconstruct it into an existing folder instead");
+    return FailedPreconditionError("no uniqueid for " + where +
+                                   ": restore it with --to and reconstruct it into a folder");
   }
   Layout layout = TargetLayout(h, target);
   f.mb.mbtype = layout.mbtype;

@@ -12,8 +12,8 @@
 namespace cyrsync::snapshot {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::BuildIndexV17;
+using ::testing::HasSubstr;
 using testing::ReadWhole;
 using testing::TestMessage;
 
@@ -27,7 +27,9 @@ std::string Fixture(const std::string& name) {
 }
 
 // A cyrus.header: the real file's 115-byte magic followed by body.
-std::string Header(const std::string& body) { return Fixture("cyrus.header").substr(0, 115) + body; }
+std::string Header(const std::string& body) {
+  return Fixture("cyrus.header").substr(0, 115) + body;
+}
 
 cyrus::ImapdConf Conf(const std::string& root, bool legacy) {
   std::string text = "configdirectory: " + root + "/conf\npartition-default: " + root +
@@ -80,8 +82,8 @@ TEST(BuildSpoolFolderTest, TextHeaderFollowsTheTarget) {
   f = BuildSpoolFolder("user.bob", "user.bob", text, index, Conf("/x", false));
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->mb.mbtype, "e");
-  auto none = BuildSpoolFolder("user.bob", "user.bob", Header("user.bob\n\n\n"), index,
-                               Conf("/x", false));
+  auto none =
+      BuildSpoolFolder("user.bob", "user.bob", Header("user.bob\n\n\n"), index, Conf("/x", false));
   EXPECT_EQ(none.status().code(), Code::kFailedPrecondition);
 }
 
@@ -127,7 +129,9 @@ class RestoreSpoolTest : public ::testing::Test {
     std::vector<TestMessage> sent = {{7, "two\r\n"}};
     AddFolder(w->get(), "user.alice", "ibx-1", inbox);
     AddFolder(w->get(), "user.alice.Sent", "snt-2", sent);
-    for (const auto& m : inbox) ASSERT_TRUE((*w)->AddFile("files/" + Sha1Hex(m.body), m.body, 1).ok());
+    for (const auto& m : inbox) {
+      ASSERT_TRUE((*w)->AddFile("files/" + Sha1Hex(m.body), m.body, 1).ok());
+    }
     ASSERT_TRUE((*w)->AddFile("user/seen", "seen-bytes", 1).ok());
     ASSERT_TRUE((*w)->AddFile("user/sub", "sub-bytes", 1).ok());
     ASSERT_TRUE((*w)->AddFile("sieve/main.bc", "bytecode", 1).ok());
@@ -137,7 +141,8 @@ class RestoreSpoolTest : public ::testing::Test {
 
   void AddFolder(ArchiveWriter* w, const std::string& name, const std::string& id,
                  const std::vector<TestMessage>& msgs) {
-    std::string header = Header("%(T " + type_ + " N " + name + " I " + id + " A %(alice lrswipkxtecdan))\n");
+    std::string header =
+        Header("%(T " + type_ + " N " + name + " I " + id + " A %(alice lrswipkxtecdan))\n");
     ASSERT_TRUE(w->AddFile("folders/" + id + "/cyrus.header", header, 1).ok());
     ASSERT_TRUE(w->AddFile("folders/" + id + "/cyrus.index", BuildIndexV17(msgs), 1).ok());
     ASSERT_TRUE(w->AddSymlink(LinkName(name), id, 1).ok());
@@ -229,8 +234,7 @@ TEST_F(RestoreSpoolTest, RejectsWhatItCannotDo) {
             Code::kInvalidArgument);
   req.uid = 0;
   req.folder = "user.alice.Nope";
-  EXPECT_EQ(RestoreIntoSpool(Env::Default(), req, conf, &json_).status().code(),
-            Code::kNotFound);
+  EXPECT_EQ(RestoreIntoSpool(Env::Default(), req, conf, &json_).status().code(), Code::kNotFound);
   conf.defaultpartition = "other";
   EXPECT_EQ(Restore(conf).status().code(), Code::kInvalidArgument);
 }
