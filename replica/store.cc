@@ -200,8 +200,11 @@ Result<protocol::StatTuple> Store::LocalStat(const std::string& abs) const {
 }
 
 bool Store::StillInstalled(const StoredEntry& e) const {
-  auto abs = Resolve(e.entry.path);
-  if (!abs.ok()) return false;
+  // The path was checked when it was installed; a changed or replaced ancestor shows in the
+  // file's own stat tuple, so one lstat suffices (this runs for every entry on every pass).
+  auto root = conf_.RootDir(e.entry.path.root);
+  if (!root.ok() || !CheckRel(e.entry.path.rel).ok()) return false;
+  auto abs = Result<std::string>(JoinPath(*root, e.entry.path.rel));
   auto st = LocalStat(*abs);
   return st.ok() && *st == e.local;
 }

@@ -180,7 +180,18 @@ Result<PassStats> Syncer::RunPass() {
 
   FolderContext ctx{env_, &conf_, cyrus::SpoolOwner(env_, conf_), opts_.racy_window_ns, log_.get(),
                     &view};
-  if (!plan.work.empty()) RunWorkers(plan.work, opts_.workers, connect_, ctx, stats);
+  if (!plan.work.empty()) {
+    // The first connection sat idle while the workers copied (a long seed outlasts the
+    // daemon's idle timeout): the rest of the pass uses a fresh one.
+    primary->Close();
+    RunWorkers(plan.work, opts_.workers, connect_, ctx, stats);
+    ASSIGN_OR_RETURN(primary, connect_());
+    ASSIGN_OR_RETURN(std::string again, Handshake(*primary));
+    if (again != stats.replica_instance) {
+      return AbortedError("the replica changed identity during the pass (" +
+                          stats.replica_instance + " -> " + again + "); run the pass again");
+    }
+  }
 
   std::set<std::string> users = plan.users;
   auto files = ListServerFiles(ctx, mailboxes, users, opts_.all);
