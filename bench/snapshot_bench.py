@@ -192,6 +192,19 @@ def prepare_cache(cache):
         os.sync()
 
 
+def wait_exact(p, timeout):
+    """Popen.wait() with a timeout polls with growing sleeps (0.5 ms doubling up to 50 ms), so
+    short wall times came out quantized (0.032, 0.064, 0.117 s). A blocking waitpid() returns
+    when the child exits; a timer kills it at the timeout."""
+    t = threading.Timer(timeout, p.kill)
+    t.daemon = True
+    t.start()
+    try:
+        return p.wait()
+    finally:
+        t.cancel()
+
+
 def run_timed(cmd, watch_pid=None, timeout=7200, env=None):
     """Runs cmd under /usr/bin/time. Returns wall, rc, output, CPU s of cmd and its waited-for
     children (tar: + gzip), max RSS, CPU s of watch_pid (the daemon) during the run, and the
@@ -206,11 +219,7 @@ def run_timed(cmd, watch_pid=None, timeout=7200, env=None):
     p = subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tpath] + list(cmd),
                          stdout=out_f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          env=env)
-    try:
-        p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    wait_exact(p, timeout)
     wall = time.monotonic() - t0
     d1 = proc_cpu(watch_pid) if watch_pid else None
     c1 = sb.cpu_snapshot()
@@ -591,9 +600,15 @@ class SnapBench:
                "--uid", str(uid), "--to", out]
         prepare_cache(cache)
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.monotonic()
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-        t1 = time.monotonic()
+        with tempfile.TemporaryFile() as out_f:
+            t0 = time.monotonic()
+            proc = subprocess.Popen(cmd, stdout=out_f, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env)
+            wait_exact(proc, 600)
+            t1 = time.monotonic()
+            out_f.seek(0)
+            p = subprocess.CompletedProcess(cmd, proc.returncode,
+                                            out_f.read().decode(errors="replace"), "")
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         inside = startup = None
         try:
@@ -628,9 +643,15 @@ class SnapBench:
         cmd.append(f"files/{sha1}")
         prepare_cache(cache)
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.monotonic()
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-        wall = time.monotonic() - t0
+        with tempfile.TemporaryFile() as out_f:
+            t0 = time.monotonic()
+            proc = subprocess.Popen(cmd, stdout=out_f, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+            wait_exact(proc, 3600)
+            wall = time.monotonic() - t0
+            out_f.seek(0)
+            p = subprocess.CompletedProcess(cmd, proc.returncode, "",
+                                            out_f.read().decode(errors="replace"))
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         got = None
         path = os.path.join(out, "files", sha1)
@@ -651,7 +672,8 @@ class SnapBench:
         walls = []
         for _ in range(10):
             t0 = time.monotonic()
-            subprocess.run([self.bin, "--help"], capture_output=True)
+            wait_exact(subprocess.Popen([self.bin, "--help"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL), 60)
             walls.append(time.monotonic() - t0)
         self.results["baseline"]["cyrsync_help_wall"] = {
             "min": min(walls), "median": statistics.median(walls), "max": max(walls)}
@@ -710,6 +732,7 @@ class SnapBench:
         subprocess.run(["perf", "record", "-F", "199", "--call-graph", "dwarf,8192", "-o", data,
                         "-p", ",".join(str(p) for p in pids.values()), "--", "sleep",
                         str(seconds)], capture_output=True)
+        client.terminate()     # the scratch archive is deleted below; no need to finish the run
         client.wait()
         prof = {}
         keep = re.compile(r"cyrsync::|deflate|inflate|sqlite3_prepare|sqlite3_step|memset|memcpy|"
