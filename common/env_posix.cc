@@ -229,6 +229,15 @@ class PosixEnv final : public Env {
     if (rc < 0) return PosixError("fsync dir " + path, err);
     return Status::Ok();
   }
+  Status SyncFileSystem(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open " + path, errno);
+    int rc = ::syncfs(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc < 0) return PosixError("syncfs " + path, err);
+    return Status::Ok();
+  }
   Status Link(const std::string& existing, const std::string& path) override {
     if (::link(existing.c_str(), path.c_str()) < 0) {
       return PosixError("link " + existing + " -> " + path, errno);

@@ -16,6 +16,9 @@ namespace internal {
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
+// Small frames (a request, a short message, DATA_END) are coalesced into few TLS records and
+// write(2) calls; a full buffer or a Receive writes them out.
+constexpr size_t kWriteBuffer = 64 * 1024;
 
 std::string Millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
 
@@ -124,6 +127,8 @@ Status ChannelImpl::Usable() const {
   if (interrupted.load()) {
     return UnavailableError("channel to " + remote_address + " was interrupted");
   }
+  std::lock_guard<std::mutex> lock(mu);
+  if (closed) return UnavailableError("channel to " + remote_address + " is closed");
   return Status::Ok();
 }
 
@@ -133,22 +138,30 @@ Status ChannelImpl::Send(uint16_t type, std::string_view payload) {
     return InvalidArgumentError("frame payload of " + std::to_string(payload.size()) +
                                 " bytes exceeds limit " + std::to_string(options.max_payload));
   }
-  const std::string frame = EncodeFrame(type, payload);
+  AppendFrame(&wbuf, type, payload);
+  return wbuf.size() >= kWriteBuffer ? Flush() : Status::Ok();
+}
+
+Status ChannelImpl::Flush() {
+  RETURN_IF_ERROR(Usable());
   size_t sent = 0;
-  while (sent < frame.size()) {  // one deadline per write: an idle timeout, not a total one
+  while (sent < wbuf.size()) {  // one deadline per write: an idle timeout, not a total one
     size_t n = 0;
     const ErrorCode ec = RunWithTimeout(options.io_timeout, [&](std::optional<ErrorCode>& done) {
-      stream.async_write_some(asio::buffer(frame.data() + sent, frame.size() - sent),
+      stream.async_write_some(asio::buffer(wbuf.data() + sent, wbuf.size() - sent),
                               [&](const ErrorCode& e, size_t k) {
                                 done = e;
                                 n = k;
                               });
     });
     if (ec) {
+      wbuf.clear();
       return Fail(ec, "send to");
     }
     sent += n;
   }
+  wbuf.clear();
+  if (wbuf.capacity() > 4 * kWriteBuffer) wbuf.shrink_to_fit();  // after one large frame
   return Status::Ok();
 }
 
@@ -184,6 +197,7 @@ Result<Frame> ChannelImpl::Receive() {
         return broken;
       }
     }
+    RETURN_IF_ERROR(Flush());  // the peer may be waiting for what we queued
     RETURN_IF_ERROR(Fill());
   }
 }
@@ -255,10 +269,14 @@ Channel::Channel(std::unique_ptr<internal::ChannelImpl> impl) : impl_(std::move(
 Channel::~Channel() { Close(); }
 
 Status Channel::Send(uint16_t type, std::string_view payload) { return impl_->Send(type, payload); }
+Status Channel::Flush() { return impl_->Flush(); }
 Result<Frame> Channel::Receive() { return impl_->Receive(); }
 const std::string& Channel::PeerName() const { return impl_->peer_name; }
 const std::string& Channel::RemoteAddress() const { return impl_->remote_address; }
-void Channel::Close() { impl_->CloseSocket(); }
+void Channel::Close() {
+  if (impl_->Usable().ok() && !impl_->wbuf.empty()) (void)impl_->Flush();  // e.g. a last ERROR
+  impl_->CloseSocket();
+}
 void Channel::Interrupt() { impl_->Interrupt(); }
 
 Result<std::unique_ptr<Channel>> Connect(const std::string& host, uint16_t port,

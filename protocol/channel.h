@@ -46,9 +46,12 @@ class Channel {
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
-  // Sends one frame and returns once it is handed to the kernel.
+  // Queues one frame. Queued frames are written when 64 KiB are queued, by Flush, before
+  // Receive waits for the peer, and by Close; a write error may thus surface on a later call.
   Status Send(uint16_t type, std::string_view payload);
-  // Blocks until one whole frame has arrived and its CRC checked.
+  // Writes every queued frame and returns once they are handed to the kernel.
+  Status Flush();
+  // Writes the queued frames, then blocks until one whole frame has arrived and its CRC checked.
   Result<Frame> Receive();
 
   // The commonName of the peer's certificate (verified against our CA during the handshake).
@@ -56,7 +59,8 @@ class Channel {
   // The peer's "address:port", for logs.
   const std::string& RemoteAddress() const;
 
-  // Closes the connection without a TLS close_notify (the peer sees kUnavailable). Idempotent.
+  // Writes the queued frames (unless the channel is broken), then closes the connection without
+  // a TLS close_notify (the peer sees kUnavailable). Idempotent.
   // REQUIRES: no other thread is inside Send or Receive (use Interrupt for that).
   void Close();
   // Thread-safe. Shuts the socket down so a Send or Receive blocked in another thread returns

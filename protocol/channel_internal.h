@@ -56,7 +56,10 @@ struct ChannelImpl {
   Status Fail(const ErrorCode& ec, std::string_view op);
   Status Usable() const;
 
+  // Queues the frame; writes once kWriteBuffer bytes are queued.
   Status Send(uint16_t type, std::string_view payload);
+  // Writes every queued frame. Receive calls it before it waits for the peer.
+  Status Flush();
   Result<Frame> Receive();
   Status Fill();
 
@@ -69,6 +72,7 @@ struct ChannelImpl {
   const ChannelOptions options;
   FrameDecoder decoder;
   std::vector<char> rbuf;
+  std::string wbuf;  // frames queued by Send, not yet written
   size_t rpos = 0;
   size_t rend = 0;
   std::string peer_name;
@@ -76,7 +80,7 @@ struct ChannelImpl {
   Status broken;  // the first error that broke the channel
   std::atomic<bool> interrupted{false};
 
-  std::mutex mu;        // guards closed and fd against Interrupt from other threads
+  mutable std::mutex mu;  // guards closed and fd against Interrupt from other threads
   bool closed = false;  // guarded by mu
   int fd = -1;          // guarded by mu; the connected socket, for Interrupt's shutdown(2)
 };

@@ -246,12 +246,32 @@ TEST_F(ConnectedChannelTest, PeerCloseIsUnavailable) {
   EXPECT_EQ(client_->Send(1, "x").code(), Code::kUnavailable);
 }
 
+TEST_F(ConnectedChannelTest, QueuedFramesAreWrittenWhenTheBufferFillsOrOnFlush) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  // 100 x 1 KiB exceed the 64 KiB send buffer: the first frames go out without a Flush.
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(client_->Send(7, std::string(1024, static_cast<char>('a' + i % 26))).ok());
+  }
+  for (int i = 0; i < 50; ++i) {
+    Result<Frame> f = server_->Receive();
+    ASSERT_TRUE(f.ok()) << f.error().ToString();
+    EXPECT_EQ(f->payload[0], static_cast<char>('a' + i % 26));
+  }
+  ASSERT_TRUE(client_->Flush().ok());
+  for (int i = 50; i < 100; ++i) {
+    Result<Frame> f = server_->Receive();
+    ASSERT_TRUE(f.ok()) << f.error().ToString();
+    EXPECT_EQ(f->payload[0], static_cast<char>('a' + i % 26));
+  }
+}
+
 TEST_F(ConnectedChannelTest, SendOverLimitIsInvalidArgumentAndChannelStaysUsable) {
   ChannelOptions small;
   small.max_payload = 16;
   ASSERT_NO_FATAL_FAILURE(Open({}, small));
   EXPECT_EQ(client_->Send(1, std::string(17, 'a')).code(), Code::kInvalidArgument);
   ASSERT_TRUE(client_->Send(1, std::string(16, 'a')).ok());
+  ASSERT_TRUE(client_->Flush().ok());
   Result<Frame> f = server_->Receive();
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->payload.size(), 16u);

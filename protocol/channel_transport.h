@@ -14,6 +14,7 @@ class ChannelTransport final : public Transport {
   explicit ChannelTransport(Channel* ch) : ch_(ch) {}
   explicit ChannelTransport(std::unique_ptr<Channel> ch) : owned_(std::move(ch)), ch_(owned_.get()) {}
   Status Send(uint16_t type, std::string_view payload) override { return ch_->Send(type, payload); }
+  Status Flush() override { return ch_->Flush(); }
   Result<Frame> Receive() override { return ch_->Receive(); }
   void Close() override { ch_->Close(); }
 

@@ -8,14 +8,19 @@
 
 namespace cyrsync::protocol {
 
+void AppendFrame(std::string* out, uint16_t type, std::string_view payload) {
+  const size_t start = out->size();
+  out->reserve(start + kFrameHeaderSize + payload.size() + kFrameTrailerSize);
+  AppendBE32(out, static_cast<uint32_t>(payload.size()));
+  AppendBE16(out, type);
+  AppendBE16(out, 0);  // flags
+  out->append(payload);
+  AppendBE32(out, Crc32(std::string_view(*out).substr(start)));
+}
+
 std::string EncodeFrame(uint16_t type, std::string_view payload) {
   std::string out;
-  out.reserve(kFrameHeaderSize + payload.size() + kFrameTrailerSize);
-  AppendBE32(&out, static_cast<uint32_t>(payload.size()));
-  AppendBE16(&out, type);
-  AppendBE16(&out, 0);  // flags
-  out.append(payload);
-  AppendBE32(&out, Crc32(out));
+  AppendFrame(&out, type, payload);
   return out;
 }
 

@@ -25,6 +25,8 @@ struct Frame {
 // Returns header + payload + CRC32 for one frame with flags 0.
 // REQUIRES: payload.size() <= UINT32_MAX (senders enforce their peer's far smaller limit).
 std::string EncodeFrame(uint16_t type, std::string_view payload);
+// Appends the encoded frame to *out (no temporary copy of the payload).
+void AppendFrame(std::string* out, uint16_t type, std::string_view payload);
 
 // Incremental decoder over a byte stream. Feed it whatever bytes arrived; it yields at most one
 // frame per call and reports how many of the given bytes it used, so the caller feeds the rest

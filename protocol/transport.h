@@ -18,7 +18,9 @@ namespace cyrsync::protocol {
 class Transport {
  public:
   virtual ~Transport() = default;
+  // May queue the frame; it is written at the latest by Flush, Receive or Close.
   virtual Status Send(uint16_t type, std::string_view payload) = 0;
+  virtual Status Flush() { return Status::Ok(); }
   // kUnavailable when the peer closed; kCorruption on a protocol violation.
   virtual Result<Frame> Receive() = 0;
   virtual void Close() = 0;

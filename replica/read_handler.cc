@@ -64,17 +64,6 @@ void AddUserFiles(Store& s, const std::string& user, const cyrus::MailboxEntry* 
   }
 }
 
-Result<cyrus::Folder> FindFolder(Store& s, const std::string& key) {
-  ASSIGN_OR_RETURN(auto mailboxes, s.Mailboxes());
-  for (const auto& mb : *mailboxes) {
-    if (!mb.IsReal()) continue;
-    if (mb.uniqueid == key || (mb.uniqueid.empty() && mb.intname == key)) {
-      return cyrus::DescribeFolder(s.conf(), mb);
-    }
-  }
-  return NotFoundError("no folder " + key);
-}
-
 }  // namespace
 
 Status HandleUserState(Transport& t, Store& s, const Frame& f) {
@@ -100,7 +89,7 @@ Status HandleUserState(Transport& t, Store& s, const Frame& f) {
 
 Status HandleFolderFetch(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(std::string key, protocol::DecodeString(f.payload));
-  auto folder = FindFolder(s, key);
+  auto folder = s.FolderByKey(key);
   if (!folder.ok()) return t.Send(protocol::kAbsent, "");
   Owner owner = s.options().owner.set ? s.options().owner : cyrus::SpoolOwner(s.env(), s.conf());
   auto locks = cyrus::LockFolderForRead(s.env(), s.conf(), *folder, owner);
@@ -122,7 +111,7 @@ Status HandleFolderFetch(Transport& t, Store& s, const Frame& f) {
 
 Status HandleMessageFetch(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(auto req, protocol::DecodeMessageFetch(f.payload));
-  auto folder = FindFolder(s, req.folder_key);
+  auto folder = s.FolderByKey(req.folder_key);
   if (!folder.ok()) return t.Send(protocol::kAbsent, "");
   ASSIGN_OR_RETURN(std::string dir, cyrus::Resolve(s.conf(), req.archived ? folder->archive_dir
                                                                           : folder->data_dir));

@@ -84,8 +84,7 @@ Status FileSink::Write(std::string_view chunk) {
   return f_->Append(chunk);
 }
 Status FileSink::Finish() {
-  RETURN_IF_ERROR(f_->Sync());
-  return f_->Close();
+  return f_->Close();  // durable through Store::InstallTogether's syncfs
 }
 std::string FileSink::Sha1HexDigest() {
   auto d = hash_.Finish();

@@ -35,7 +35,7 @@ class FileSink : public protocol::BodySink {
  public:
   explicit FileSink(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
   Status Write(std::string_view chunk) override;
-  Status Finish();  // fsync + close
+  Status Finish();  // close; Store::InstallTogether makes staged files durable
   std::string Sha1HexDigest();
 
  private:

@@ -173,6 +173,11 @@ Result<std::string> Store::NewStagePath(const protocol::WirePath& final_path) {
 
 Status Store::InstallTogether(const std::vector<StagedFile>& files) {
   if (files.empty()) return Status::Ok();
+  // Staged files were written without a per-file fsync; one syncfs per stage directory (one
+  // per filesystem root) makes their data durable before the journal names them.
+  std::set<std::string> stage_dirs;
+  for (const auto& f : files) stage_dirs.insert(Dirname(f.staged));
+  for (const auto& d : stage_dirs) RETURN_IF_ERROR(env_->SyncFileSystem(d));
   const std::string journal =
       JoinPath(opts_.state_dir, "journal-" + std::to_string(::getpid()) + "-" +
                                     std::to_string(++seq_));
@@ -228,6 +233,22 @@ Result<std::shared_ptr<const std::vector<cyrus::MailboxEntry>>> Store::Mailboxes
   mailboxes_ = std::make_shared<const std::vector<cyrus::MailboxEntry>>(std::move(list));
   mailboxes_stat_ = ToTuple(st);
   return mailboxes_;
+}
+
+Result<cyrus::Folder> Store::FolderByKey(const std::string& key) {
+  ASSIGN_OR_RETURN(auto list, Mailboxes());
+  std::lock_guard g(mailboxes_mu_);
+  if (by_key_of_ != list) {
+    by_key_.clear();
+    for (size_t i = 0; i < list->size(); ++i) {
+      const auto& mb = (*list)[i];
+      if (mb.IsReal()) by_key_.emplace(mb.uniqueid.empty() ? mb.intname : mb.uniqueid, i);
+    }
+    by_key_of_ = list;
+  }
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return NotFoundError("no folder " + key);
+  return cyrus::DescribeFolder(conf_, (*list)[it->second]);
 }
 
 std::string EncodeJournal(const std::vector<StagedFile>& files) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "common/env.h"
 #include "common/status.h"
 #include "cyrus/config.h"
+#include "cyrus/folder.h"
 #include "cyrus/mboxlist.h"
 #include "protocol/messages.h"
 #include "replica/manifest.h"
@@ -53,6 +55,9 @@ class Store {
   const cyrus::ImapdConf& conf() const { return conf_; }
   // The mailbox list, reloaded only when mailboxes.db's stat tuple changed. Thread-safe.
   Result<std::shared_ptr<const std::vector<cyrus::MailboxEntry>>> Mailboxes();
+  // The real folder whose key (uniqueid, or the name when it has none) is key; kNotFound when
+  // mailboxes.db lists none. A hash lookup: the read service asks once per message.
+  Result<cyrus::Folder> FolderByKey(const std::string& key);
 
   // kFailedPrecondition when the replica's own Cyrus is running.
   Status CheckCyrusStopped() const;
@@ -69,7 +74,8 @@ class Store {
   // A fresh temp path in the staging directory of the root that holds `final_path`.
   Result<std::string> NewStagePath(const protocol::WirePath& final_path);
 
-  // Durability point. Renames every staged file over its destination in order, under a journal
+  // Durability point. syncfs of the stage directories (the staged files are written without
+  // fsync), then renames every staged file over its destination in order, under a journal
   // written (and fsynced) first; fsyncs the destination directories. After a crash at any point,
   // Open() completes the renames, so the set becomes visible together.
   Status InstallTogether(const std::vector<StagedFile>& files);
@@ -104,6 +110,8 @@ class Store {
   std::mutex mailboxes_mu_;
   std::shared_ptr<const std::vector<cyrus::MailboxEntry>> mailboxes_;
   protocol::StatTuple mailboxes_stat_;
+  std::shared_ptr<const std::vector<cyrus::MailboxEntry>> by_key_of_;  // list by_key_ indexes
+  std::unordered_map<std::string, size_t> by_key_;
 };
 
 // Serialises a journal: one "staged\tfinal\n" line per file.

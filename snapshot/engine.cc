@@ -106,11 +106,14 @@ Result<std::optional<std::vector<MetaFile>>> FetchFolder(protocol::Transport& t,
   }
 }
 
-// MESSAGE_FETCH; nullopt when the message is gone.
-Result<std::optional<std::string>> FetchMessage(protocol::Transport& t, const std::string& key,
-                                                const cyrus::IndexRecord& r) {
-  RETURN_IF_ERROR(t.Send(protocol::kMessageFetch,
-                         protocol::Encode(protocol::MessageFetch{key, r.uid, r.Archived()})));
+Status RequestMessage(protocol::Transport& t, const std::string& key,
+                      const cyrus::IndexRecord& r) {
+  return t.Send(protocol::kMessageFetch,
+                protocol::Encode(protocol::MessageFetch{key, r.uid, r.Archived()}));
+}
+
+// The answer to one MESSAGE_FETCH; nullopt when the message is gone.
+Result<std::optional<std::string>> ReceiveMessage(protocol::Transport& t) {
   ASSIGN_OR_RETURN(protocol::Frame f, t.Receive());
   if (f.type == protocol::kAbsent) return std::optional<std::string>();
   if (f.type == protocol::kError) return protocol::StatusFromError(f.payload);
@@ -119,6 +122,10 @@ Result<std::optional<std::string>> FetchMessage(protocol::Transport& t, const st
   return std::optional<std::string>(std::move(body));
 }
 
+// MESSAGE_FETCH requests in flight at once: the daemon answers them in order, so a window hides
+// the round trip per message (the answers of a full window are a few hundred KiB).
+constexpr size_t kFetchWindow = 64;
+
 class Run {
  public:
   Run(Env* env, protocol::Transport& t, IndexDb& idx, ArchiveWriter& w, SnapshotStats& stats)
@@ -126,34 +133,61 @@ class Run {
 
   // Adds a changed folder: its metadata and the messages the archive lacks.
   Status AddFolder(const protocol::FolderState& fs, const SeenState& prev, SeenState* next) {
+    Status last;
     for (int attempt = 0; attempt < 3; ++attempt) {
       ASSIGN_OR_RETURN(auto metas, FetchFolder(t_, fs.folder_key));
       if (!metas) return Status::Ok();  // vanished since USER_STATE: the next run sees it
-      Status st = AddMessages(fs, *metas);
-      if (st.code() == Code::kNotFound) continue;  // expunged underfoot: read the folder again
-      RETURN_IF_ERROR(st);
+      last = AddMessages(fs, *metas);
+      if (last.code() == Code::kNotFound) continue;  // expunged underfoot: read the folder again
+      RETURN_IF_ERROR(last);
       return AddMetadata(fs, *metas, prev, next);
     }
-    return AbortedError("folder " + fs.intname + " keeps changing underfoot; retry later");
+    return AbortedError("folder " + fs.intname + " keeps changing underfoot or its slot lacks a "
+                        "message its index lists; retry later (" + last.message() + ")");
   }
 
   Status AddMessages(const protocol::FolderState& fs, const std::vector<MetaFile>& metas) {
+    std::vector<cyrus::IndexRecord> want;
+    std::set<std::string> queued;
     for (const auto& m : metas) {
       if (m.info.name != "cyrus.index" && m.info.name != "cyrus.expunge") continue;
       ASSIGN_OR_RETURN(auto index, cyrus::ParseIndex(m.bytes, fs.intname + "/" + m.info.name));
-      for (const auto& r : index.records) RETURN_IF_ERROR(AddMessage(fs, r));
+      for (auto& r : index.records) {
+        if (!r.HasFile()) continue;
+        std::string guid = r.GuidHex();
+        if (guid == std::string(40, '0') || added_.count(guid) || queued.count(guid)) continue;
+        ASSIGN_OR_RETURN(bool have, idx_.HasFile(guid));
+        if (have) continue;
+        queued.insert(std::move(guid));
+        want.push_back(std::move(r));
+      }
     }
-    return Status::Ok();
+    return FetchMessages(fs, want);
   }
 
-  Status AddMessage(const protocol::FolderState& fs, const cyrus::IndexRecord& r) {
-    if (!r.HasFile()) return Status::Ok();
-    std::string guid = r.GuidHex();
-    if (guid == std::string(40, '0') || added_.count(guid)) return Status::Ok();
-    ASSIGN_OR_RETURN(bool have, idx_.HasFile(guid));
-    if (have) return Status::Ok();
-    ASSIGN_OR_RETURN(auto body, FetchMessage(t_, fs.folder_key, r));
-    if (!body) return NotFoundError("message vanished");
+  // Pipelined: keeps up to kFetchWindow requests outstanding. After a failure that leaves the
+  // stream in step (a vanished or changed message, an archive write error) the outstanding
+  // answers are still read, so the connection stays usable; the first failure is returned.
+  Status FetchMessages(const protocol::FolderState& fs, const std::vector<cyrus::IndexRecord>& want) {
+    size_t sent = 0;
+    Status failed;
+    for (size_t done = 0; done < want.size(); ++done) {
+      for (; sent < want.size() && sent - done < kFetchWindow; ++sent) {
+        RETURN_IF_ERROR(RequestMessage(t_, fs.folder_key, want[sent]));
+      }
+      ASSIGN_OR_RETURN(auto body, ReceiveMessage(t_));
+      if (failed.ok()) failed = AddMessage(fs, want[done], body);
+    }
+    return failed;
+  }
+
+  Status AddMessage(const protocol::FolderState& fs, const cyrus::IndexRecord& r,
+                    const std::optional<std::string>& body) {
+    if (!body) {
+      return NotFoundError("message file of " + fs.intname + " uid " + std::to_string(r.uid) +
+                           " is gone");
+    }
+    const std::string guid = r.GuidHex();
     if (Sha1Hex(*body) != guid) {
       return AbortedError("message changed underfoot: " + fs.intname + " uid " +
                           std::to_string(r.uid) + " does not match its GUID " + guid);

@@ -93,7 +93,10 @@ std::string PrefixEnd(std::string prefix) {
 class SqliteIndexDb final : public IndexDb {
  public:
   SqliteIndexDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  ~SqliteIndexDb() override { sqlite3_close(db_); }
+  ~SqliteIndexDb() override {
+    has_file_.reset();  // statements are finalized before the connection closes
+    sqlite3_close(db_);
+  }
 
   Status Init();
   Result<std::vector<RunInfo>> Runs() override;
@@ -124,6 +127,7 @@ class SqliteIndexDb final : public IndexDb {
 
   sqlite3* db_;
   std::string path_;
+  std::unique_ptr<Stmt> has_file_;  // prepared once: asked for every message of a snapshot
 };
 
 Status SqliteIndexDb::Exec(const char* sql) {
@@ -187,10 +191,14 @@ Result<std::vector<RunInfo>> SqliteIndexDb::Runs() {
 }
 
 Result<bool> SqliteIndexDb::HasFile(std::string_view sha1) {
-  Stmt s(db_, "SELECT 1 FROM entries WHERE name=?1 LIMIT 1");
+  if (!has_file_) {
+    has_file_ = std::make_unique<Stmt>(db_, "SELECT 1 FROM entries WHERE name=?1 LIMIT 1");
+  }
+  Stmt& s = *has_file_;
   if (!s.ok()) return Error("prepare has_file");
   s.Text(1, "files/" + std::string(sha1));
   int rc = s.Step();
+  s.Reset();
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("has_file");
   return rc == SQLITE_ROW;
 }

@@ -240,6 +240,30 @@ def scenario(base):
                           "--run", str(runs[-1]), "--to", os.path.join(base, "r6"))
         check("a deleted folder within retention survives compaction", rc == 0, out[-500:])
 
+        # The replica's index lists a message whose file is gone: the pipelined fetch stays in
+        # step, the user fails naming the folder and uid, and the archive stays valid.
+        lmtp = master.lmtp()
+        for i in range(3):
+            lmtp.deliver("x@example.org", ["dave"], b"From: x@example.org\r\nTo: dave\r\n"
+                         b"Subject: gap %d\r\nMessage-ID: <gap%d@t>\r\n\r\nbody %d\r\n" % (i, i, i))
+        lmtp.close()
+        time.sleep(1.1)
+        lab.run_sync(master, rdaemon, "-A")
+        rinbox = folder_dirs(replica, "dave")["user.dave"]
+        uids = sorted(int(f[:-1]) for f in os.listdir(rinbox) if f.endswith(".") and f[:-1].isdigit())
+        gap = os.path.join(rinbox, f"{uids[-2]}.")
+        shutil.move(gap, gap + "keep")
+        rc, out = cyrsync("snapshot", "-c", conf, "-u", "dave")
+        check("a message file missing on the slot fails the user, naming folder and uid",
+              rc != 0 and f"user.dave uid {uids[-2]} is gone" in out, out[-800:])
+        rcv, vout = cyrsync("verify", "-c", conf, "-u", "dave")
+        check("the archive stays valid after the failed user", rcv == 0, vout[-800:])
+        shutil.move(gap + "keep", gap)
+        rc, out = cyrsync("snapshot", "-c", conf, "-u", "dave")
+        rcv, vout = cyrsync("verify", "-c", conf, "-u", "dave", "--against-slot")
+        check("with the file back the user snapshots and verifies against the slot",
+              rc == 0 and rcv == 0, out[-800:] + vout[-800:])
+
         # kill -9 during a snapshot, then run again.
         cl.mutate(master, seed=4)
         time.sleep(1.1)
