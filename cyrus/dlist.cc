@@ -201,4 +201,67 @@ Result<Dlist> ParseDlistAt(std::string_view text, size_t base) {
 
 Result<Dlist> ParseDlist(std::string_view text) { return internal::ParseDlistAt(text, 0); }
 
+namespace {
+
+bool IsAtomSafe(std::string_view v) {
+  if (v.empty() || v.size() >= 1024 || v == "NIL") return false;
+  for (unsigned char c : v) {
+    if (c < 0x1F || c == 0x7F || c >= 0x80 || c == ' ') return false;
+    if (std::string_view("{()\"%*\\").find(static_cast<char>(c)) != std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsQuotable(std::string_view v) {
+  if (v.size() >= 1024) return false;
+  for (unsigned char c : v) {
+    if (c == '\r' || c == '\n' || c == '"' || c == '%' || c == '\\' || c >= 0x80) return false;
+  }
+  return true;
+}
+
+void PrintString(std::string_view v, std::string* out) {
+  if (IsAtomSafe(v)) {
+    out->append(v);
+  } else if (IsQuotable(v)) {
+    out->append("\"").append(v).append("\"");
+  } else {
+    out->append("{").append(std::to_string(v.size())).append("}\r\n").append(v);
+  }
+}
+
+void Print(const Dlist& v, std::string* out) {
+  switch (v.kind) {
+    case Dlist::Kind::kNil: out->append("NIL"); break;
+    case Dlist::Kind::kAtom: PrintString(v.str, out); break;
+    case Dlist::Kind::kList:
+      out->push_back('(');
+      for (size_t i = 0; i < v.items.size(); ++i) {
+        if (i) out->push_back(' ');
+        Print(v.items[i], out);
+      }
+      out->push_back(')');
+      break;
+    case Dlist::Kind::kKvList:
+      out->append("%(");
+      for (size_t i = 0; i < v.kv.size(); ++i) {
+        if (i) out->push_back(' ');
+        out->append(v.kv[i].first).push_back(' ');
+        Print(v.kv[i].second, out);
+      }
+      out->push_back(')');
+      break;
+  }
+}
+
+}  // namespace
+
+std::string PrintDlist(const Dlist& v) {
+  std::string out;
+  Print(v, &out);
+  return out;
+}
+
 }  // namespace cyrsync::cyrus

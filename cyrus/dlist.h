@@ -36,4 +36,8 @@ struct Dlist {
 // bytes are an error. kCorruption with the byte offset on malformed input.
 Result<Dlist> ParseDlist(std::string_view text);
 
+// Prints v the way Cyrus's dlist_print does (§8.4): a string as an atom where the atom rules
+// allow, else quoted, else as a literal {N}CRLF; lists, kvlists and NIL as written.
+std::string PrintDlist(const Dlist& v);
+
 }  // namespace cyrsync::cyrus

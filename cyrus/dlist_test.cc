@@ -126,5 +126,31 @@ TEST(DlistTest, DeepNestingIsRejectedNotCrashing) {
   EXPECT_THAT(r.error().message(), HasSubstr("nesting too deep"));
 }
 
+TEST(DlistTest, PrintChoosesAtomQuotedOrLiteralAndRoundTrips) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"plain", "plain"},        {"two words", "\"two words\""}, {"", "\"\""},
+      {"NIL", "\"NIL\""},        {"a\"b", "{3}\r\na\"b"},      {"caf\xc3\xa9", "{5}\r\ncaf\xc3\xa9"},
+      {"50%", "{3}\r\n50%"},    {"x(y)", "\"x(y)\""},          {"a\\b", "{3}\r\na\\b"},
+  };
+  for (const auto& [value, printed] : cases) {
+    Dlist d;
+    d.kind = Dlist::Kind::kAtom;
+    d.str = value;
+    EXPECT_EQ(PrintDlist(d), printed) << value;
+    Dlist list;
+    list.kind = Dlist::Kind::kKvList;
+    list.kv.emplace_back("K", d);
+    auto back = ParseDlist(PrintDlist(list));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->GetString("K"), value);
+  }
+}
+
+TEST(DlistTest, PrintNestedListsAndNil) {
+  auto d = ParseDlist("%(A %(alice lrs) U ($a NIL $b) E ())");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(PrintDlist(*d), "%(A %(alice lrs) U ($a NIL $b) E ())");
+}
+
 }  // namespace
 }  // namespace cyrsync::cyrus

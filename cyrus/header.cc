@@ -148,4 +148,27 @@ Result<MailboxHeader> ParseMailboxHeader(std::string_view bytes, std::string_vie
   return internal::ParseTextHeader(bytes, path);
 }
 
+Result<std::string> RewriteMailboxHeader(std::string_view bytes, std::string_view path,
+                                         std::string_view name, std::string_view uniqueid) {
+  ASSIGN_OR_RETURN(MailboxHeader h, ParseMailboxHeader(bytes, path));
+  const size_t start = internal::kHeaderMagic.size();
+  std::string out(bytes.substr(0, start));
+  if (h.dlist_format) {
+    ASSIGN_OR_RETURN(Dlist d, internal::ParseDlistAt(bytes.substr(start), start));
+    bool has_name = false, has_id = false;
+    for (auto& [key, value] : d.kv) {
+      if (key != "N" && key != "I") continue;
+      (key == "N" ? has_name : has_id) = true;
+      value.kind = Dlist::Kind::kAtom;
+      value.str = std::string(key == "N" ? name : uniqueid);
+    }
+    if (!has_name || !has_id) return internal::Corrupt(path, "header without N or I", start);
+    return out + PrintDlist(d) + "\n";
+  }
+  const size_t eol = bytes.find('\n', start);  // ParseTextHeader checked it exists
+  out += h.quotaroot + "\t" + std::string(uniqueid);
+  out.append(bytes.substr(eol));
+  return out;
+}
+
 }  // namespace cyrsync::cyrus

@@ -23,4 +23,10 @@ struct MailboxHeader {
 // kCorruption naming `path` on a bad magic or malformed body.
 Result<MailboxHeader> ParseMailboxHeader(std::string_view bytes, std::string_view path);
 
+// The same header for a copy of the folder under another name and uniqueid: in the dlist format
+// N and I are replaced (other keys kept in order); the text format has no name, and its
+// uniqueid after the quotaroot is replaced. kCorruption as ParseMailboxHeader.
+Result<std::string> RewriteMailboxHeader(std::string_view bytes, std::string_view path,
+                                         std::string_view name, std::string_view uniqueid);
+
 }  // namespace cyrsync::cyrus

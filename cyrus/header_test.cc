@@ -68,6 +68,35 @@ TEST(HeaderTest, DlistFormat) {
   EXPECT_EQ(r->acl, "alice\tlrswipkxtecdan\tanyone\tlrs\t");
 }
 
+TEST(HeaderTest, RewriteDlistReplacesNameAndUniqueidOnly) {
+  const std::string bytes = kMagic +
+                            "%(T e N user.alice I 7a3c1f00-aaaa Q user.alice "
+                            "A %(alice lrswipkxtecdan anyone lrs) U ($Label1 NIL $Label3))\n";
+  auto r = RewriteMailboxHeader(bytes, "h", "user.alice.Old Mail", "newid1");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, kMagic +
+                    "%(T e N \"user.alice.Old Mail\" I newid1 Q user.alice "
+                    "A %(alice lrswipkxtecdan anyone lrs) U ($Label1 NIL $Label3))\n");
+  auto h = ParseMailboxHeader(*r, "h");
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->name, "user.alice.Old Mail");
+  EXPECT_EQ(h->uniqueid, "newid1");
+  EXPECT_THAT(h->user_flags, ElementsAre("$Label1", "", "$Label3"));
+}
+
+TEST(HeaderTest, RewriteTextReplacesUniqueid) {
+  const std::string bytes = kMagic + "user.bob\told-id\n$A $B \nbob\tlrs\t\n";
+  auto r = RewriteMailboxHeader(bytes, "h", "user.bob.Restored", "new-id");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, kMagic + "user.bob\tnew-id\n$A $B \nbob\tlrs\t\n");
+}
+
+TEST(HeaderTest, RewriteRefusesADlistWithoutNameOrId) {
+  EXPECT_EQ(RewriteMailboxHeader(kMagic + "%(T e I abc)\n", "h", "n", "i").status().code(),
+            Code::kCorruption);
+  EXPECT_EQ(RewriteMailboxHeader("junk", "h", "n", "i").status().code(), Code::kCorruption);
+}
+
 TEST(HeaderTest, DlistFormatMinimal) {
   auto r = ParseMailboxHeader(kMagic + "%(T e N shared I abc)\n", "h");
   ASSERT_TRUE(r.ok()) << r.status().ToString();

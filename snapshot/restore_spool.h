@@ -13,6 +13,7 @@
 
 #include "cyrus/config.h"
 #include "cyrus/mboxlist.h"
+#include "cyrus/spool_entry.h"
 #include "snapshot/restore.h"
 
 namespace cyrsync::snapshot {
@@ -23,13 +24,6 @@ struct SpoolRestoreRequest : RestoreRequest {
   bool overwrite = false;
 };
 
-// A restored folder as the target server will register it.
-struct SpoolFolder {
-  cyrus::MailboxEntry mb;  // intname, uniqueid, mbtype, partition, acl, uidvalidity, legacy_dirs
-  uint64_t createdmodseq = 0;
-  uint64_t foldermodseq = 0;
-  int64_t mtime = 0;  // unix seconds; ctl_mboxlist -u of 3.6.1 replaces it with its own clock
-};
 
 // Restores the whole user (req.folder empty) or one folder (then without the user's files) as of
 // req.as_of into the target's spool, owned by req.owner, and sets *mailboxes_json to a JSON
@@ -44,19 +38,8 @@ Result<RestoreStats> RestoreIntoSpool(Env* env, const SpoolRestoreRequest& req,
                                       const cyrus::ImapdConf& target_conf,
                                       std::string* mailboxes_json);
 
-// Builds a folder's target entry from its archived cyrus.header and cyrus.index: uniqueid (the
-// archive key unless it is the internal name, else the header's), ACL, uidvalidity, modseqs;
-// partition = target.defaultpartition; mbtype = the header's type letter ('e' for a pre-3.6 text
-// header) plus 'l' when the folder keeps by-name directories: as the header's T says, or, for a
-// text header without T, as target.mailbox_legacy_dirs says (Cyrus takes the path from the
-// entry and the type from the header, so the two must agree). kCorruption for bad bytes;
-// kFailedPrecondition when no uniqueid can be found.
-Result<SpoolFolder> BuildSpoolFolder(std::string_view intname, std::string_view key,
-                                     std::string_view header_bytes, std::string_view index_bytes,
-                                     const cyrus::ImapdConf& target);
-
-// The `ctl_mboxlist -u` input for these folders (keys and string values as 3.6.1's `-d` prints
-// them; ACL entries in their original order).
-std::string MailboxesJson(const std::vector<SpoolFolder>& folders);
+using cyrus::BuildSpoolFolder;
+using cyrus::MailboxesJson;
+using cyrus::SpoolFolder;
 
 }  // namespace cyrsync::snapshot
