@@ -1,9 +1,6 @@
 #include "cli/snapshot_commands.h"
 
-#include <fcntl.h>
 #include <pwd.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +11,7 @@
 
 #include "common/log.h"
 #include "cyrus/folder.h"
+#include "cyrus/tools.h"
 #include "snapshot/config.h"
 #include "snapshot/restore.h"
 #include "snapshot/restore_spool.h"
@@ -61,47 +59,6 @@ std::string InboxForTools(const cyrus::ImapdConf& conf, const std::string& user)
   std::string local = user.substr(0, at);
   std::string domain = at == std::string::npos ? "" : user.substr(at);
   return std::string("user") + (conf.unixhierarchysep ? '/' : '.') + local + domain;
-}
-
-// Runs `<bin>/ctl_mboxlist -C <conf> -u` with the JSON file as its stdin: 3.6.1's -u reads only
-// stdin (its -f names the mailboxes.db to work on). Cyrus's stderr goes to ours.
-Status RunUndump(const std::string& exe, const std::string& conf_path,
-                 const std::string& json_path) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, json_path.c_str(), O_RDONLY, 0);
-  std::vector<std::string> args = {exe, "-C", conf_path, "-u"};
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return PosixError("cannot run " + exe, rc);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return PosixError("waitpid " + exe, errno);
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
-  return FailedPreconditionError(exe + " -u failed (status " + std::to_string(status) +
-                                 "); the target's mailboxes.db may be partly updated");
-}
-
-// ctl_mboxlist -u exits 0 even when it skips an entry: check that mailboxes.db now lists every
-// restored folder with its uniqueid.
-Status CheckRegistered(const cyrus::ImapdConf& conf, const std::string& json) {
-  const nlohmann::json parsed = nlohmann::json::parse(json, nullptr, false);
-  if (!parsed.is_object()) return InternalError("the mailboxes JSON does not parse");
-  std::map<std::string, std::string> want;
-  for (const auto& [name, e] : parsed.items()) want[name] = e.value("uniqueid", "");
-  ASSIGN_OR_RETURN(auto list, cyrus::LoadMailboxList(Env::Default(), conf));
-  for (const auto& mb : list) {
-    auto it = want.find(mb.intname);
-    if (it != want.end() && it->second == mb.uniqueid && mb.IsReal()) want.erase(it);
-  }
-  if (want.empty()) return Status::Ok();
-  return FailedPreconditionError("ctl_mboxlist -u did not register " + want.begin()->first +
-                                 " (and " + std::to_string(want.size() - 1) + " more)");
 }
 
 }  // namespace
@@ -191,8 +148,7 @@ int RunRestoreIntoSpool(const SnapshotArgs& a) {
     std::cout << reconstruct << "\n";
     return r->missing == 0 ? 0 : 2;
   }
-  Status st = RunUndump(exe, a.imapd_conf, json_path);
-  if (st.ok()) st = CheckRegistered(*target, json);
+  Status st = cyrus::UndumpMailboxes(env, *target, {a.cyrus_bin, a.imapd_conf}, json_path, json);
   if (!st.ok()) return Fail(*log, "registering the restored folders failed", st);
   log->info("folders registered in mailboxes.db; before starting Cyrus run: {}", reconstruct);
   return r->missing == 0 ? 0 : 2;

@@ -176,6 +176,21 @@ Result<PassDone> DecodePassDone(std::string_view p) {
   return m;
 }
 
+std::string Encode(const RestoreDone& m) {
+  PayloadWriter w;
+  w.PutString(m.uniqueid);
+  w.PutU32(m.messages);
+  return w.Take();
+}
+Result<RestoreDone> DecodeRestoreDone(std::string_view p) {
+  PayloadReader r(p);
+  RestoreDone m;
+  ASSIGN_OR_RETURN(m.uniqueid, r.String(1024));
+  ASSIGN_OR_RETURN(m.messages, r.U32());
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+
 std::string Encode(const Hello& m) {
   PayloadWriter w;
   w.PutString(m.magic);

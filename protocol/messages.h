@@ -43,6 +43,8 @@ enum MsgType : uint16_t {
   kFileFetch = 65,
   kAbsent = 66,
   kPassDone = 70,
+  kRestoreBegin = 80,
+  kRestoreDone = 81,
   kError = 255,
 };
 
@@ -160,6 +162,12 @@ struct PassDone {
   int64_t time = 0;
 };
 
+// The answer to a restore's FOLDER_COMMIT: the new folder's uniqueid and its message count.
+struct RestoreDone {
+  std::string uniqueid;
+  uint32_t messages = 0;
+};
+
 struct ErrorMsg {
   uint32_t code = 0;
   std::string message;
@@ -176,10 +184,12 @@ std::string Encode(const UserState& m);
 std::string Encode(const StateFile& m);
 std::string Encode(const MessageFetch& m);
 std::string Encode(const PassDone& m);
+std::string Encode(const RestoreDone& m);
 Result<UserState> DecodeUserState(std::string_view p);
 Result<StateFile> DecodeStateFile(std::string_view p);
 Result<MessageFetch> DecodeMessageFetch(std::string_view p);
 Result<PassDone> DecodePassDone(std::string_view p);
+Result<RestoreDone> DecodeRestoreDone(std::string_view p);
 std::string EncodeManifestChunk(const std::vector<ManifestEntry>& entries);
 std::string EncodeNeed(const std::vector<NeedItem>& items);
 std::string EncodeU32(uint32_t v);
