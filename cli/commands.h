@@ -20,6 +20,8 @@ struct SyncArgs {
 
 struct ServeArgs {
   std::string imapd_conf;
+  bool allow_restore = false;
+  std::string cyrus_bin = "/usr/lib/cyrus/bin";
   std::string listen;  // host:port
   protocol::TlsFiles tls;
   std::string state_dir;

@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
   v->add_option("--cyrus-user", serve.cyrus_user, "owner of written files");
   v->add_option("--cyrus-pidfile", serve.cyrus_pidfile, "refuse writes while this Cyrus runs");
   v->add_flag("--read-only", serve.read_only, "serve snapshot reads only (beside a live Cyrus)");
+  v->add_flag("--allow-restore", serve.allow_restore,
+              "accept restores of archived folders into new folders (Cyrus may run)");
+  v->add_option("--cyrus-bin", serve.cyrus_bin, "Cyrus tools for --allow-restore")
+      ->capture_default_str();
 
   ServeArgs recover;
   auto* r = app.add_subcommand("recover", "finish interrupted installs (run before starting Cyrus)");
@@ -74,7 +78,7 @@ int main(int argc, char** argv) {
   auto* sn = app.add_subcommand("snapshot", "append a run to users' archives");
   add_users(sn);
   sn->add_option("--from", snap.from, "master|replica (default: the configuration's)");
-  auto* rs = app.add_subcommand("restore", "restore to a directory, or into a stopped Cyrus");
+  auto* rs = app.add_subcommand("restore", "restore to a directory, into a stopped Cyrus, or into a running one");
   add_users(rs);
   rs->add_option("--folder", snap.folder, "internal folder name, e.g. user.alice.Sent");
   rs->add_option("--uid", snap.uid, "one message of --folder");
@@ -88,6 +92,13 @@ int main(int argc, char** argv) {
   rs->add_flag("--no-undump", snap.no_undump, "--into-spool: print the ctl_mboxlist command");
   rs->add_option("--mailboxes-json", snap.mailboxes_json, "--into-spool: ctl_mboxlist -u input");
   rs->add_option("--cyrus-bin", snap.cyrus_bin, "--into-spool: Cyrus tools directory");
+  auto* slot = rs->add_option("--into-slot", snap.into_slot,
+                              "master|replica: into that slot's running Cyrus, as new folders")
+                   ->check(CLI::IsMember({"master", "replica"}))
+                   ->excludes(to)
+                   ->excludes(spool);
+  slot->needs(rs->add_option("--as", snap.as_name,
+                             "--into-slot: new folder name (whole user: the new parent)"));
   auto* vf = app.add_subcommand("verify", "check archives and their indexes");
   add_users(vf);
   vf->add_flag("--json", snap.json, "machine-readable report");

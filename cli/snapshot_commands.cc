@@ -79,6 +79,7 @@ int RunSnapshot(const SnapshotArgs& a) {
 
 int RunRestore(const SnapshotArgs& a) {
   if (a.into_spool) return RunRestoreIntoSpool(a);
+  if (!a.into_slot.empty()) return RunRestoreIntoSlot(a);
   auto log = MakeLogger("snapshot");
   auto conf = LoadConfig(a.config);
   if (!conf.ok()) return Fail(*log, "cannot read the snapshot configuration", conf.error());
@@ -102,6 +103,27 @@ int RunRestore(const SnapshotArgs& a) {
   log->info("restore done user={} folders={} messages={} bytes={} missing={} to={}", a.users[0],
             r->folders, r->messages, r->bytes, r->missing, a.to);
   return r->missing == 0 ? 0 : 2;
+}
+
+int RunRestoreIntoSlot(const SnapshotArgs& a) {
+  auto log = MakeLogger("snapshot");
+  auto conf = LoadConfig(a.config);
+  if (!conf.ok()) return Fail(*log, "cannot read the snapshot configuration", conf.error());
+  if (a.users.size() != 1) return Fail(*log, "restore", InvalidArgumentError("give one -u USER"));
+  snapshot::LiveRestoreRequest req;
+  req.from.paths = snapshot::PathsFor(conf->archive_dir, a.users[0]);
+  req.from.folder = a.folder;
+  req.from.uid = a.uid;
+  req.from.as_of = a.run;
+  req.target = a.as_name;
+  auto r = snapshot::RestoreIntoSlot(Env::Default(), *conf, a.users[0], a.into_slot, req);
+  if (!r.ok()) return Fail(*log, "restore into " + a.into_slot + " failed", r.error());
+  for (const auto& [name, id] : r->created) {
+    log->info("folder created mailbox={} uniqueid={}", name, id);
+  }
+  log->info("restore done user={} slot={} folders={} messages={} bytes={} missing={}", a.users[0],
+            a.into_slot, r->stats.folders, r->stats.messages, r->stats.bytes, r->stats.missing);
+  return r->stats.missing == 0 ? 0 : 2;
 }
 
 int RunRestoreIntoSpool(const SnapshotArgs& a) {

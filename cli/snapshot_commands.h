@@ -26,6 +26,9 @@ struct SnapshotArgs {
   std::string mailboxes_json;      // where the ctl_mboxlist -u input goes (default: beside
                                    // mailboxes.db, cyrsync-restore-<user>.json)
   std::string cyrus_bin = "/usr/lib/cyrus/bin";
+  // restore --into-slot: into the running Cyrus of a slot, as new folders named after --as
+  std::string into_slot;           // "master" or "replica"
+  std::string as_name;
   // verify / compact
   bool json = false;
   bool force = false;
@@ -35,6 +38,7 @@ struct SnapshotArgs {
 int RunSnapshot(const SnapshotArgs& a);
 int RunRestore(const SnapshotArgs& a);  // --to DIR, or --into-spool (RunRestoreIntoSpool)
 int RunRestoreIntoSpool(const SnapshotArgs& a);
+int RunRestoreIntoSlot(const SnapshotArgs& a);
 int RunVerify(const SnapshotArgs& a);
 int RunCompact(const SnapshotArgs& a);
 int RunReindex(const SnapshotArgs& a);

@@ -12,7 +12,7 @@ using protocol::Frame;
 using protocol::Transport;
 using Handler = Status (*)(Transport&, Store&, const Frame&);
 
-enum class Mode { kNone, kSync, kRead };
+enum class Mode { kNone, kSync, kRead, kRestore };
 
 struct Route {
   Handler handler;
@@ -32,6 +32,7 @@ const std::map<uint16_t, Route>& Routes() {
       {protocol::kFolderFetch, {&HandleFolderFetch, Mode::kRead}},
       {protocol::kMessageFetch, {&HandleMessageFetch, Mode::kRead}},
       {protocol::kFileFetch, {&HandleFileFetch, Mode::kRead}},
+      {protocol::kRestoreBegin, {&HandleRestoreBegin, Mode::kRestore}},
   };
   return kTable;
 }
@@ -53,6 +54,12 @@ Result<Mode> Greet(Transport& t, Store& s, const Frame& f) {
     mode = Mode::kSync;
   } else if (hello.mode == "read") {
     mode = Mode::kRead;
+  } else if (hello.mode == "restore") {
+    if (!s.options().allow_restore) {
+      return FailedPreconditionError("this daemon does not accept restores (start it with "
+                                     "--allow-restore)");
+    }
+    mode = Mode::kRestore;
   } else {
     return InvalidArgumentError("unknown session mode " + hello.mode);
   }

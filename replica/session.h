@@ -15,6 +15,7 @@ Status ServeSession(protocol::Transport& t, Store& store);
 
 // Handlers, one per request type (session.cc, folder_handler.cc).
 Status HandleGetManifest(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleRestoreBegin(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFolderBegin(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFolderDelete(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFilePut(protocol::Transport& t, Store& s, const protocol::Frame& f);

@@ -19,6 +19,7 @@
 #include "cyrus/config.h"
 #include "cyrus/folder.h"
 #include "cyrus/mboxlist.h"
+#include "cyrus/tools.h"
 #include "protocol/messages.h"
 #include "replica/manifest.h"
 
@@ -32,6 +33,10 @@ struct StoreOptions {
   // A daemon beside a live Cyrus (a master slot for snapshots): serves reads only, and reports
   // its data as current.
   bool read_only = false;
+  // Accept restore sessions: folders from snapshot archives written as new folders beside a
+  // running Cyrus, registered and checked with its tools.
+  bool allow_restore = false;
+  cyrus::CyrusTools tools;
 };
 
 struct StagedFile {

@@ -20,15 +20,6 @@ struct Restorer {
 
   Result<std::string> Read(const Entry& e) { return ReadEntry(env, req.paths.archive, e); }
 
-  // The folder's latest metadata as of the run, and its parsed index.
-  Result<std::map<std::string, Entry>> FolderMeta(const std::string& key) {
-    ASSIGN_OR_RETURN(auto entries, idx.LatestUnder("folders/" + key + "/", req.as_of));
-    std::map<std::string, Entry> out;
-    for (auto& e : entries) out[Basename(e.name)] = std::move(e);
-    if (!out.count("cyrus.index")) return NotFoundError("no cyrus.index for folder " + key);
-    return out;
-  }
-
   Status RestoreMessage(const cyrus::IndexRecord& r, const std::string& path) {
     ASSIGN_OR_RETURN(auto e, idx.Latest("files/" + r.GuidHex(), req.as_of));
     if (!e) {
@@ -43,7 +34,7 @@ struct Restorer {
   }
 
   Status RestoreFolder(const std::string& key, const std::string& dir) {
-    ASSIGN_OR_RETURN(auto meta, FolderMeta(key));
+    ASSIGN_OR_RETURN(auto meta, ArchivedFolderMeta(idx, key, req.as_of));
     ASSIGN_OR_RETURN(std::string index_bytes, Read(meta.at("cyrus.index")));
     ASSIGN_OR_RETURN(auto index, cyrus::ParseIndex(index_bytes, key + "/cyrus.index"));
     if (req.uid != 0) {
@@ -86,28 +77,47 @@ struct Restorer {
 
 }  // namespace
 
+Result<std::map<std::string, std::string>> ArchivedFolders(IndexDb& idx, int64_t as_of) {
+  ASSIGN_OR_RETURN(auto links, idx.LatestUnder("imap/", as_of));
+  std::map<std::string, std::string> out;
+  for (const auto& link : links) {
+    if (link.kind != EntryKind::kSymlink || link.link_target == kTombstoneTarget) continue;
+    out[IntnameFromLink(link.name)] = link.link_target;
+  }
+  return out;
+}
+
+Result<std::map<std::string, Entry>> ArchivedFolderMeta(IndexDb& idx, const std::string& key,
+                                                        int64_t as_of) {
+  ASSIGN_OR_RETURN(auto entries, idx.LatestUnder("folders/" + key + "/", as_of));
+  std::map<std::string, Entry> out;
+  for (auto& e : entries) out[Basename(e.name)] = std::move(e);
+  if (!out.count("cyrus.index")) return NotFoundError("no cyrus.index for folder " + key);
+  return out;
+}
+
+Status FolderNotArchived(const std::string& folder, int64_t as_of) {
+  return NotFoundError("folder " + folder + " is not in the archive as of run " +
+                       (as_of ? std::to_string(as_of) : std::string("latest")) +
+                       " (a deleted folder restores as of an earlier run: --run)");
+}
+
 Result<RestoreStats> RestoreToDirectory(Env* env, const RestoreRequest& req) {
   ASSIGN_OR_RETURN(auto idx, OpenIndexForArchive(env, req.paths.archive, req.paths.index));
   Restorer r{env, req, *idx, {}};
-  ASSIGN_OR_RETURN(auto links, idx->LatestUnder("imap/", req.as_of));
+  ASSIGN_OR_RETURN(auto folders, ArchivedFolders(*idx, req.as_of));
   bool found = false;
-  for (const auto& link : links) {
-    if (link.kind != EntryKind::kSymlink || link.link_target == kTombstoneTarget) continue;
-    if (!req.folder.empty() && link.name != LinkName(req.folder)) continue;
+  for (const auto& [intname, key] : folders) {
+    if (!req.folder.empty() && intname != req.folder) continue;
     found = true;
     // The tree nests like Cyrus's by-name layout: user.alice.Sent -> user/alice/Sent/.
-    std::string rel = IntnameFromLink(link.name);
+    std::string rel = intname;
     for (auto& c : rel) {
       if (c == '.') c = '/';
     }
-    std::string dir = JoinPath(req.out_dir, rel);
-    RETURN_IF_ERROR(r.RestoreFolder(link.link_target, dir));
+    RETURN_IF_ERROR(r.RestoreFolder(key, JoinPath(req.out_dir, rel)));
   }
-  if (!req.folder.empty() && !found) {
-    return NotFoundError("folder " + req.folder + " is not in the archive as of run " +
-                         (req.as_of ? std::to_string(req.as_of) : std::string("latest")) +
-                         " (a deleted folder restores as of an earlier run: --run)");
-  }
+  if (!req.folder.empty() && !found) return FolderNotArchived(req.folder, req.as_of);
   if (req.folder.empty()) RETURN_IF_ERROR(r.RestoreUserFiles());
   return r.stats;
 }

@@ -4,9 +4,11 @@
 // by the index offsets and inflates only the member that holds it.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "common/env.h"
+#include "snapshot/archive.h"
 #include "snapshot/engine.h"
 
 namespace cyrsync::snapshot {
@@ -23,6 +25,16 @@ struct RestoreRequest {
 struct RestoreStats {
   uint64_t folders = 0, messages = 0, bytes = 0, missing = 0;
 };
+
+// The folders the archive holds as of run as_of (0 = latest): internal name -> archive key
+// (the folder's uniqueid, or its name when it had none). Deleted folders are left out.
+Result<std::map<std::string, std::string>> ArchivedFolders(IndexDb& idx, int64_t as_of);
+// One folder's latest metadata entries as of the run, by file name ("cyrus.index", ...).
+// kNotFound when there is no cyrus.index.
+Result<std::map<std::string, Entry>> ArchivedFolderMeta(IndexDb& idx, const std::string& key,
+                                                        int64_t as_of);
+// kNotFound naming the folder and the run, with the hint that --run reaches deleted folders.
+Status FolderNotArchived(const std::string& folder, int64_t as_of);
 
 // kNotFound when the folder (or uid) is not in the archive as of that run; a folder deleted
 // since is still restorable as of an earlier run (or until compaction drops it after retention).

@@ -204,4 +204,17 @@ std::vector<UserOutcome> SnapshotUsers(Env* env, const SnapshotConfig& conf,
   return outcomes;
 }
 
+Result<LiveRestoreResult> RestoreIntoSlot(Env* env, const SnapshotConfig& conf,
+                                          const std::string& user, const std::string& role,
+                                          const LiveRestoreRequest& req) {
+  const StoreSlots* store = conf.StoreOf(user);
+  if (!store) return InvalidArgumentError("no store configured for user " + user);
+  const Slot* slot = store->Find(role);
+  if (!slot) return InvalidArgumentError("no " + role + " slot for user " + user);
+  ASSIGN_OR_RETURN(auto ch, protocol::Connect(slot->host, slot->port, conf.tls,
+                                              std::chrono::seconds(30)));
+  protocol::ChannelTransport t(std::move(ch));
+  return RestoreIntoLiveServer(env, t, req);
+}
+
 }  // namespace cyrsync::snapshot

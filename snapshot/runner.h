@@ -10,6 +10,7 @@
 
 #include "common/env.h"
 #include "snapshot/config.h"
+#include "snapshot/restore_live.h"
 #include "snapshot/engine.h"
 
 namespace cyrsync::snapshot {
@@ -33,5 +34,11 @@ std::vector<UserOutcome> SnapshotUsers(Env* env, const SnapshotConfig& conf,
 Result<std::vector<std::string>> VerifyAgainstSlot(Env* env, const SnapshotConfig& conf,
                                                    const std::string& user,
                                                    const std::string& from);
+
+// Restores into the running Cyrus of the user's slot `role` ("master" or "replica") through its
+// daemon (which must run with --allow-restore): see RestoreIntoLiveServer.
+Result<LiveRestoreResult> RestoreIntoSlot(Env* env, const SnapshotConfig& conf,
+                                          const std::string& user, const std::string& role,
+                                          const LiveRestoreRequest& req);
 
 }  // namespace cyrsync::snapshot

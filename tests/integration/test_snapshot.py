@@ -113,6 +113,52 @@ def index_rows(path):
         db.close()
 
 
+def messages_of(state, user, box):
+    # uid -> flags, internal date, size, body sha1 (modseq differs in a new folder)
+    msgs = state["users"][user]["folders"].get(box, {}).get("messages", {})
+    return {uid: {k: v for k, v in m.items() if k != "modseq"} for uid, m in msgs.items()}
+
+
+def live_restore(master, conf, base):
+    """Restores into the running master through its daemon, as new folders."""
+    rc, out = cyrsync("restore", "-c", conf, "-u", "alice", "--folder", "user.alice",
+                      "--into-slot", "master", "--as", "user.alice.Back")
+    check("restore of a folder into the running master succeeds", rc == 0 and
+          "folder created mailbox=user.alice.Back" in out, out[-1500:])
+    state = cl.capture_state(master)
+    inbox, back = messages_of(state, "alice", "INBOX"), messages_of(state, "alice", "INBOX.Back")
+    check("the new folder serves the archived messages: UIDs, flags, dates, bodies",
+          inbox and inbox == back, (len(inbox), len(back)))
+    uid = sorted(inbox, key=int)[0]
+    rc, out = cyrsync("restore", "-c", conf, "-u", "alice", "--folder", "user.alice",
+                      "--uid", uid, "--into-slot", "master", "--as", "user.alice.One")
+    state = cl.capture_state(master)
+    one = messages_of(state, "alice", "INBOX.One")
+    check("one message restores into a new folder holding just it",
+          rc == 0 and list(one) == [uid] and one[uid] == inbox[uid], [out[-800:], list(one)])
+    rc, out = cyrsync("restore", "-c", conf, "-u", "alice", "--folder", "user.alice",
+                      "--into-slot", "master", "--as", "user.alice.Back")
+    check("an existing folder is never restored over", rc != 0 and "already exists" in out,
+          out[-800:])
+    rc, out = cyrsync("restore", "-c", conf, "-u", "alice", "--folder", "user.alice",
+                      "--into-slot", "master", "--as", "user.nobody.X")
+    check("a target outside an existing user is refused", rc != 0 and "existing user" in out,
+          out[-800:])
+    rc, out = cyrsync("restore", "-c", conf, "-u", "bob", "--into-slot", "master",
+                      "--as", "user.bob.Old")
+    state = cl.capture_state(master)
+    folders = state["users"]["bob"]["folders"]
+    orig = [b for b in folders if b == "INBOX" or (b.startswith("INBOX.") and
+                                                   not b.startswith("INBOX.Old"))]
+    same = all(messages_of(state, "bob", b) ==
+               messages_of(state, "bob", "INBOX.Old" + b[len("INBOX"):]) for b in orig)
+    check("a whole user restores below a new parent, every folder equal",
+          rc == 0 and len(orig) > 1 and same, [out[-800:], sorted(folders)])
+    findings = cl.reconstruct_findings(master)
+    check("reconstruct -n finds nothing to fix on the master afterwards", findings == [],
+          findings[:10])
+
+
 def scenario(base):
     master = cl.CyrusInstance(os.path.join(base, "m"), "snapm")
     replica = cl.CyrusInstance(os.path.join(base, "r"), "snapr")
@@ -121,7 +167,7 @@ def scenario(base):
     pki = lab.Pki(base)
     rdaemon = lab.Daemon(replica, pki)
     mdaemon = lab.Daemon(master, pki, state_dir=os.path.join(base, "mstate"))
-    mdaemon.extra = ["--read-only"]
+    mdaemon.extra = ["--read-only", "--allow-restore", "--cyrus-bin", cl.CYRUS_BIN]
     master.start()
     try:
         cl.populate(master, seed=3, messages=150)
@@ -300,6 +346,7 @@ def scenario(base):
         strict = write_config(base, pki, rdaemon.port, mdaemon.port, on_replica_unavailable="fail")
         rc, out = cyrsync("snapshot", "-c", strict, "-u", "dave")
         check("replica down without fallback: fails", rc != 0 and "fallback" in out, out[-800:])
+        live_restore(master, conf, base)
     finally:
         rdaemon.stop()
         mdaemon.stop()
