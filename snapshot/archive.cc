@@ -78,6 +78,8 @@ class WriterImpl final : public ArchiveWriter {
   Status WriteStartMarker();
   Status AddFile(std::string_view name, std::string_view data, int64_t mtime,
                  uint32_t mode) override;
+  Status AddVerifiedFile(std::string_view name, std::string_view data, std::string_view sha1_hex,
+                         int64_t mtime) override;
   Status AddSymlink(std::string_view name, std::string_view target, int64_t mtime) override;
   Result<RunInfo> Commit() override;
   const RunInfo& run() const override { return run_; }
@@ -128,6 +130,18 @@ Status WriterImpl::AddFile(std::string_view name, std::string_view data, int64_t
   e.mtime = mtime;
   e.mode = mode;
   e.run_id = run_.run_id;
+  return app_->Add(e, data);
+}
+
+Status WriterImpl::AddVerifiedFile(std::string_view name, std::string_view data,
+                                   std::string_view sha1_hex, int64_t mtime) {
+  RETURN_IF_ERROR(CheckUserEntry(name));
+  Entry e;
+  e.name = std::string(name);
+  e.mtime = mtime;
+  e.mode = 0600;
+  e.run_id = run_.run_id;
+  e.sha1 = std::string(sha1_hex);
   return app_->Add(e, data);
 }
 

@@ -91,6 +91,10 @@ class ArchiveWriter {
                                                          const WriterOptions& opts = {});
   virtual Status AddFile(std::string_view name, std::string_view data, int64_t mtime,
                          uint32_t mode = 0600) = 0;
+  // As AddFile, for data the caller has just checked to hash to sha1_hex (a message against its
+  // GUID): the SHA-1 is not computed a second time.
+  virtual Status AddVerifiedFile(std::string_view name, std::string_view data,
+                                 std::string_view sha1_hex, int64_t mtime) = 0;
   virtual Status AddSymlink(std::string_view name, std::string_view target, int64_t mtime) = 0;
   // Durability point: finishes the current member, fsyncs the archive, then records the run
   // and its entries in the index in one transaction. After a crash at any point the index never

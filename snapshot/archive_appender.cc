@@ -93,7 +93,11 @@ Status ArchiveAppender::AddEntry(const Entry& in, std::string_view data) {
     member_first_ = entries_.size();
   }
   e.loc = EntryLocation{end_, 0, deflater_->total_in() + header.size(), data.size()};
-  e.sha1 = link ? "" : Sha1Hex(data);
+  if (link) {
+    e.sha1.clear();
+  } else if (e.sha1.empty()) {
+    e.sha1 = Sha1Hex(data);
+  }
   RETURN_IF_ERROR(Feed(header));
   RETURN_IF_ERROR(Feed(data));
   RETURN_IF_ERROR(Feed(TarPadding(data.size())));

@@ -192,7 +192,7 @@ class Run {
       return AbortedError("message changed underfoot: " + fs.intname + " uid " +
                           std::to_string(r.uid) + " does not match its GUID " + guid);
     }
-    RETURN_IF_ERROR(w_.AddFile("files/" + guid, *body, r.internaldate));
+    RETURN_IF_ERROR(w_.AddVerifiedFile("files/" + guid, *body, guid, r.internaldate));
     added_.insert(guid);
     ++stats_.messages_added;
     stats_.bytes_added += body->size();
