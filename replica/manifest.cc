@@ -21,13 +21,30 @@ CREATE TABLE IF NOT EXISTS folders(
   folder_key TEXT PRIMARY KEY, owner TEXT NOT NULL, intname TEXT NOT NULL,
   data_root TEXT NOT NULL, data_rel TEXT NOT NULL,
   archive_root TEXT NOT NULL, archive_rel TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS folders_dir ON folders(data_root, data_rel);
 )sql";
 
 // A prepared statement that finalizes itself.
+// A statement from the connection's cache (prepared on first use), reset for reuse when done.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(sqlite3* db, std::unordered_map<std::string, sqlite3_stmt*>& cache, const std::string& sql) {
+    auto it = cache.find(sql);
+    if (it != cache.end()) {
+      s_ = it->second;
+      rc_ = SQLITE_OK;
+      return;
+    }
+    rc_ = sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr);
+    if (rc_ == SQLITE_OK) cache.emplace(sql, s_);
+  }
+  ~Stmt() {
+    if (s_ == nullptr) return;
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
   bool ok() const { return rc_ == SQLITE_OK; }
   sqlite3_stmt* get() { return s_; }
   void Text(int i, const std::string& v) {
@@ -70,7 +87,10 @@ StoredEntry ReadRow(Stmt& s) {
 
 }  // namespace
 
-Manifest::~Manifest() { sqlite3_close(db_); }
+Manifest::~Manifest() {
+  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
 
 Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path) {
   sqlite3* db = nullptr;
@@ -80,7 +100,9 @@ Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path) {
     return s;
   }
   std::unique_ptr<Manifest> m(new Manifest(db));
-  RETURN_IF_ERROR(m->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+  // NORMAL: a commit lost in a crash leaves the manifest older than the disk, which is safe (an
+  // entry whose copy changed is dropped and copied again); it saves an fsync per folder.
+  RETURN_IF_ERROR(m->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
   RETURN_IF_ERROR(m->Exec(kSchema));
   return m;
 }
@@ -96,7 +118,7 @@ Status Manifest::Exec(const char* sql) {
 }
 
 Status Manifest::UpsertLocked(const StoredEntry& se) {
-  Stmt s(db_,
+  Stmt s(db_, stmts_,
          "INSERT OR REPLACE INTO entries VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
   if (!s.ok()) return DbError(db_, "prepare upsert");
   const auto& e = se.entry;
@@ -120,7 +142,7 @@ Status Manifest::UpsertLocked(const StoredEntry& se) {
 }
 
 Status Manifest::RemoveLocked(const protocol::WirePath& p) {
-  Stmt s(db_, "DELETE FROM entries WHERE root=?1 AND rel=?2");
+  Stmt s(db_, stmts_, "DELETE FROM entries WHERE root=?1 AND rel=?2");
   s.Text(1, p.root);
   s.Text(2, p.rel);
   if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "delete");
@@ -140,7 +162,7 @@ Status Manifest::Apply(const std::vector<StoredEntry>& upserts,
     if (st.ok()) st = UpsertLocked(e);
   }
   if (st.ok() && folder) {
-    Stmt s(db_, "INSERT OR REPLACE INTO folders VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    Stmt s(db_, stmts_, "INSERT OR REPLACE INTO folders VALUES(?1,?2,?3,?4,?5,?6,?7)");
     s.Text(1, folder->folder_key);
     s.Text(2, folder->owner);
     s.Text(3, folder->intname);
@@ -160,9 +182,9 @@ Status Manifest::Apply(const std::vector<StoredEntry>& upserts,
 Status Manifest::RemoveFolder(const std::string& folder_key) {
   std::lock_guard g(mu_);
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  Stmt a(db_, "DELETE FROM entries WHERE folder_key=?1");
+  Stmt a(db_, stmts_, "DELETE FROM entries WHERE folder_key=?1");
   a.Text(1, folder_key);
-  Stmt b(db_, "DELETE FROM folders WHERE folder_key=?1");
+  Stmt b(db_, stmts_, "DELETE FROM folders WHERE folder_key=?1");
   b.Text(1, folder_key);
   if (sqlite3_step(a.get()) != SQLITE_DONE || sqlite3_step(b.get()) != SQLITE_DONE) {
     Status st = DbError(db_, "remove folder");
@@ -174,7 +196,7 @@ Status Manifest::RemoveFolder(const std::string& folder_key) {
 
 Status Manifest::SetMeta(const std::string& key, const std::string& value) {
   std::lock_guard g(mu_);
-  Stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
+  Stmt s(db_, stmts_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
   s.Text(1, key);
   s.Text(2, value);
   if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "set meta");
@@ -183,7 +205,7 @@ Status Manifest::SetMeta(const std::string& key, const std::string& value) {
 
 Result<std::optional<std::string>> Manifest::GetMeta(const std::string& key) {
   std::lock_guard g(mu_);
-  Stmt s(db_, "SELECT value FROM meta WHERE key=?1");
+  Stmt s(db_, stmts_, "SELECT value FROM meta WHERE key=?1");
   s.Text(1, key);
   int rc = sqlite3_step(s.get());
   if (rc == SQLITE_ROW) return std::optional<std::string>(s.ColText(0));
@@ -197,7 +219,7 @@ Status Manifest::Remove(const std::vector<protocol::WirePath>& paths) {
 
 Result<std::optional<StoredEntry>> Manifest::Get(const protocol::WirePath& path) {
   std::lock_guard g(mu_);
-  Stmt s(db_, (std::string(kSelectCols) + "WHERE root=?1 AND rel=?2").c_str());
+  Stmt s(db_, stmts_, std::string(kSelectCols) + "WHERE root=?1 AND rel=?2");
   s.Text(1, path.root);
   s.Text(2, path.rel);
   int rc = sqlite3_step(s.get());
@@ -208,7 +230,7 @@ Result<std::optional<StoredEntry>> Manifest::Get(const protocol::WirePath& path)
 
 Result<std::optional<FolderRow>> Manifest::GetFolder(const std::string& folder_key) {
   std::lock_guard g(mu_);
-  Stmt s(db_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel "
+  Stmt s(db_, stmts_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel "
               "FROM folders WHERE folder_key=?1");
   s.Text(1, folder_key);
   return ReadFolder(&s);
@@ -216,7 +238,7 @@ Result<std::optional<FolderRow>> Manifest::GetFolder(const std::string& folder_k
 
 Result<std::optional<FolderRow>> Manifest::FolderAtDir(const protocol::WirePath& dir) {
   std::lock_guard g(mu_);
-  Stmt s(db_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel "
+  Stmt s(db_, stmts_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel "
               "FROM folders WHERE data_root=?1 AND data_rel=?2");
   s.Text(1, dir.root);
   s.Text(2, dir.rel);
@@ -235,7 +257,7 @@ Result<std::optional<FolderRow>> Manifest::ReadFolder(void* stmt) {
 
 Result<std::vector<StoredEntry>> Manifest::FolderEntries(const std::string& folder_key) {
   std::lock_guard g(mu_);
-  Stmt s(db_, (std::string(kSelectCols) + "WHERE folder_key=?1").c_str());
+  Stmt s(db_, stmts_, std::string(kSelectCols) + "WHERE folder_key=?1");
   s.Text(1, folder_key);
   std::vector<StoredEntry> out;
   int rc;
@@ -249,7 +271,7 @@ Status Manifest::ForEach(const std::string& owner,
   std::lock_guard g(mu_);
   std::string sql = std::string(kSelectCols) +
                     (owner.empty() ? "ORDER BY root, rel" : "WHERE owner=?1 ORDER BY root, rel");
-  Stmt s(db_, sql.c_str());
+  Stmt s(db_, stmts_, sql);
   if (!owner.empty()) s.Text(1, owner);
   int rc;
   while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) fn(ReadRow(s));

@@ -10,12 +10,14 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
 #include "protocol/messages.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace cyrsync::replica {
 
@@ -65,6 +67,9 @@ class Manifest {
 
   std::mutex mu_;
   sqlite3* db_;
+  // Prepared statements by SQL text, kept for the connection's life (the daemon runs the same
+  // few queries for every folder). Guarded by mu_.
+  std::unordered_map<std::string, sqlite3_stmt*> stmts_;
 };
 
 }  // namespace cyrsync::replica
