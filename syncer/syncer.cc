@@ -69,39 +69,49 @@ Syncer::Syncer(Env* env, const cyrus::ImapdConf& conf, Options opts, Connector c
 
 namespace {
 
+// Keeps a Folder (its paths) only for folders this pass works on, or all of them in a --full
+// pass (which also looks for unlisted directories): at 10k folders the rest is megabytes.
 Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
               const std::vector<cyrus::MailboxEntry>& mailboxes, const ReplicaView& view) {
   Plan plan;
   std::set<std::string> keys;
+  std::vector<std::pair<bool, bool>> kinds;  // per kept folder: check_only, full
   for (const auto& mb : mailboxes) {
     if (!mb.IsReal()) continue;
     Folder f = DescribeFolder(conf, mb);
     if (!Selected(opts, f)) continue;
     keys.insert(f.key);
     if (!f.owner.empty()) plan.users.insert(f.owner);
+    ++plan.guard.source_folders;
+    switch (CheckFolder(env, conf, f, view)) {
+      case FolderState::kChanged: kinds.emplace_back(false, opts.full); break;
+      case FolderState::kUnchanged:
+        if (!opts.full) continue;
+        kinds.emplace_back(true, true);
+        break;
+      case FolderState::kMissingOnSource:
+        ++plan.guard.source_missing;
+        if (!opts.full) continue;
+        kinds.emplace_back(true, false);  // kept for the unlisted-directory report only
+        break;
+    }
     plan.folders.push_back(std::move(f));
   }
-  for (const auto& u : opts.users) plan.users.insert(u);
-  for (const auto& f : plan.folders) {
-    switch (CheckFolder(env, conf, f, view)) {
-      case FolderState::kChanged: plan.work.push_back({&f, false, opts.full}); break;
-      case FolderState::kUnchanged:
-        if (opts.full) plan.work.push_back({&f, true, true});
-        break;
-      case FolderState::kMissingOnSource: ++plan.guard.source_missing; break;
-    }
+  for (size_t i = 0; i < plan.folders.size(); ++i) {
+    auto [check_only, full] = kinds[i];
+    if (check_only && !full) continue;
+    plan.work.push_back({&plan.folders[i], check_only, full});
   }
+  for (const auto& u : opts.users) plan.users.insert(u);
   // Deletions only within a scope the pass covers completely: every folder (-A) or every folder
   // of the named users (-u). A -m pass names single folders and deletes nothing.
   std::set<std::string> whole_users(opts.users.begin(), opts.users.end());
-  for (const auto& [key, entries] : view.by_folder) {
-    const std::string& owner = entries.front().owner;
+  for (const auto& [key, owner] : view.folder_owner) {
     bool in_scope = opts.all || (!owner.empty() && whole_users.count(owner));
     if (!in_scope || keys.count(key)) continue;
     plan.to_delete.push_back(key);
   }
-  plan.guard.source_folders = plan.folders.size();
-  plan.guard.replica_folders = view.by_folder.size();
+  plan.guard.replica_folders = view.folder_owner.size();
   plan.guard.deletions = plan.to_delete.size();
   return plan;
 }
@@ -175,7 +185,7 @@ Result<PassStats> Syncer::RunPass() {
   ASSIGN_OR_RETURN(ReplicaView view, FetchManifest(*primary));
   Plan plan = MakePlan(env_, conf_, opts_, mailboxes, view);
   RETURN_IF_ERROR(CheckGuard(plan.guard, opts_));
-  stats.folders = plan.folders.size();
+  stats.folders = plan.guard.source_folders;
   stats.folders_missing = plan.guard.source_missing;
 
   FolderContext ctx{env_, &conf_, cyrus::SpoolOwner(env_, conf_), opts_.racy_window_ns, log_.get(),
