@@ -12,46 +12,59 @@ void ReplicaView::Add(protocol::ManifestEntry e) {
   if (e.kind == protocol::EntryKind::kMeta && !e.folder_key.empty()) {
     folder_owner.emplace(std::move(e.folder_key), e.owner);
   }
-  e.folder_key.clear();
-  protocol::WirePath path = std::move(e.path);
-  e.path = {};
-  by_path.insert_or_assign(std::move(path), std::move(e));
+  by_path.insert_or_assign(std::move(e.path), ReplicaEntry{e.kind, e.unsettled, e.index_minor,
+                                                           e.source, std::move(e.owner)});
 }
 
 namespace {
 
-// kChanged unless the file's stat tuple equals the settled tuple the replica installed.
-// Sets *absent when the source file does not exist.
-bool Differs(Env* env, const cyrus::ImapdConf& conf, const cyrus::RootedPath& p,
-             const ReplicaView& view, bool* absent) {
-  *absent = false;
+std::optional<protocol::StatTuple> StatSource(Env* env, const cyrus::ImapdConf& conf,
+                                              const cyrus::RootedPath& p) {
   auto abs = cyrus::Resolve(conf, p);
-  if (!abs.ok()) return true;
+  if (!abs.ok()) return std::nullopt;
   auto st = env->Stat(*abs);
-  auto it = view.by_path.find(ToWire(p));
-  if (!st.ok()) {
-    *absent = true;
-    return it != view.by_path.end();
-  }
+  if (!st.ok()) return std::nullopt;
+  return ToTuple(*st);
+}
+
+// kChanged unless the stat tuple equals the settled tuple the replica installed. An absent file
+// is a change only when the replica has it.
+bool Differs(const protocol::WirePath& path, const std::optional<protocol::StatTuple>& st,
+             const ReplicaView& view) {
+  auto it = view.by_path.find(path);
+  if (!st) return it != view.by_path.end();
   if (it == view.by_path.end() || it->second.unsettled) return true;
-  return !(it->second.source == ToTuple(*st));
+  return !(it->second.source == *st);
 }
 
 }  // namespace
 
-FolderState CheckFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f,
-                        const ReplicaView& view) {
-  bool absent = false;
-  bool changed = Differs(env, conf, f.index, view, &absent);
-  if (absent) return FolderState::kMissingOnSource;
-  bool header_absent = false;
-  changed = Differs(env, conf, f.header, view, &header_absent) || changed;
-  auto idx = view.by_path.find(ToWire(f.index));
+SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f) {
+  SourceStats s;
+  s.index_path = ToWire(f.index);
+  s.header_path = ToWire(f.header);
+  s.index = StatSource(env, conf, f.index);
+  if (s.index) s.header = StatSource(env, conf, f.header);
+  return s;
+}
+
+FolderState CompareFolder(Env* env, const cyrus::ImapdConf& conf, const SourceStats& st,
+                          const std::function<cyrus::RootedPath()>& expunge_path,
+                          const ReplicaView& view) {
+  if (!st.index) return FolderState::kMissingOnSource;
+  bool changed = Differs(st.index_path, st.index, view);
+  changed = Differs(st.header_path, st.header, view) || changed;
+  auto idx = view.by_path.find(st.index_path);
   if (idx != view.by_path.end() && idx->second.index_minor > 0 && idx->second.index_minor < 12) {
-    bool exp_absent = false;
-    changed = Differs(env, conf, f.expunge, view, &exp_absent) || changed;
+    cyrus::RootedPath expunge = expunge_path();
+    changed = Differs(ToWire(expunge), StatSource(env, conf, expunge), view) || changed;
   }
   return changed ? FolderState::kChanged : FolderState::kUnchanged;
+}
+
+FolderState CheckFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f,
+                        const ReplicaView& view) {
+  return CompareFolder(env, conf, StatFolder(env, conf, f), [&] { return f.expunge; }, view);
 }
 
 }  // namespace cyrsync::syncer

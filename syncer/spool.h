@@ -3,6 +3,7 @@
 // a readdir). Thread-compatible.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,19 +24,39 @@ protocol::StatTuple ToTuple(const FileStat& st);
 using Folder = cyrus::Folder;
 using cyrus::DescribeFolder;
 
-// Manifest as received from the replica, indexed by path, plus the folders it holds. The stored
-// entries keep kind, owner, stat tuples and flags; their path and folder_key are cleared (the
-// key is the path), which halves the memory of a 10k-folder manifest.
+// Manifest as received from the replica, indexed by path, plus the folders it holds. Only what
+// the pass compares is kept per entry (30k entries at 10k folders).
+struct ReplicaEntry {
+  protocol::EntryKind kind = protocol::EntryKind::kFile;
+  bool unsettled = false;
+  uint32_t index_minor = 0;
+  protocol::StatTuple source;
+  std::string owner;
+};
+
 struct ReplicaView {
-  std::map<protocol::WirePath, protocol::ManifestEntry> by_path;
+  std::map<protocol::WirePath, ReplicaEntry> by_path;
   std::map<std::string, std::string> folder_owner;  // folder key -> owner, kMeta entries only
   void Add(protocol::ManifestEntry e);
 };
 
 enum class FolderState { kUnchanged, kChanged, kMissingOnSource };
 
-// Stats cyrus.header and cyrus.index (plus cyrus.expunge for a pre-v12 index) and compares them
-// with what the replica installed. Costs two or three stat() calls; nothing else.
+// The stats of a folder's cyrus.index and cyrus.header, taken before the replica's manifest is
+// at hand (the syncer stats while the replica validates its manifest). nullopt: absent.
+struct SourceStats {
+  protocol::WirePath index_path, header_path;
+  std::optional<protocol::StatTuple> index, header;
+};
+SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f);
+
+// Compares the stats with what the replica installed; for a pre-v12 index also stats
+// cyrus.expunge (expunge_path computes it only then).
+FolderState CompareFolder(Env* env, const cyrus::ImapdConf& conf, const SourceStats& st,
+                          const std::function<cyrus::RootedPath()>& expunge_path,
+                          const ReplicaView& view);
+
+// StatFolder + CompareFolder: two or three stat() calls; nothing else.
 FolderState CheckFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f,
                         const ReplicaView& view);
 

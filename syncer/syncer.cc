@@ -1,6 +1,7 @@
 #include "syncer/syncer.h"
 
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -69,21 +70,38 @@ Syncer::Syncer(Env* env, const cyrus::ImapdConf& conf, Options opts, Connector c
 
 namespace {
 
-// Keeps a Folder (its paths) only for folders this pass works on, or all of them in a --full
-// pass (which also looks for unlisted directories): at 10k folders the rest is megabytes.
-Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
-              const std::vector<cyrus::MailboxEntry>& mailboxes, const ReplicaView& view) {
-  Plan plan;
-  std::set<std::string> keys;
-  std::vector<std::pair<bool, bool>> kinds;  // per kept folder: check_only, full
+// A selected folder as the syncer saw it while the replica was still sending its manifest.
+struct Scanned {
+  const cyrus::MailboxEntry* mb;
+  std::string key, owner;
+  SourceStats st;
+};
+
+std::vector<Scanned> ScanSource(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
+                                const std::vector<cyrus::MailboxEntry>& mailboxes) {
+  std::vector<Scanned> out;
   for (const auto& mb : mailboxes) {
     if (!mb.IsReal()) continue;
     Folder f = DescribeFolder(conf, mb);
     if (!Selected(opts, f)) continue;
-    keys.insert(f.key);
-    if (!f.owner.empty()) plan.users.insert(f.owner);
+    out.push_back({&mb, f.key, f.owner, StatFolder(env, conf, f)});
+  }
+  return out;
+}
+
+// Keeps a Folder (its paths) only for folders this pass works on, or all of them in a --full
+// pass (which also looks for unlisted directories): at 10k folders the rest is megabytes.
+Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
+              const std::vector<Scanned>& scanned, const ReplicaView& view) {
+  Plan plan;
+  std::set<std::string> keys;
+  std::vector<std::pair<bool, bool>> kinds;  // per kept folder: check_only, full
+  for (const auto& s : scanned) {
+    keys.insert(s.key);
+    if (!s.owner.empty()) plan.users.insert(s.owner);
     ++plan.guard.source_folders;
-    switch (CheckFolder(env, conf, f, view)) {
+    auto expunge = [&] { return DescribeFolder(conf, *s.mb).expunge; };
+    switch (CompareFolder(env, conf, s.st, expunge, view)) {
       case FolderState::kChanged: kinds.emplace_back(false, opts.full); break;
       case FolderState::kUnchanged:
         if (!opts.full) continue;
@@ -95,7 +113,7 @@ Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
         kinds.emplace_back(true, false);  // kept for the unlisted-directory report only
         break;
     }
-    plan.folders.push_back(std::move(f));
+    plan.folders.push_back(DescribeFolder(conf, *s.mb));
   }
   for (size_t i = 0; i < plan.folders.size(); ++i) {
     auto [check_only, full] = kinds[i];
@@ -179,11 +197,18 @@ void RunWorkers(const std::vector<Work>& work, int n, const Connector& connect,
 Result<PassStats> Syncer::RunPass() {
   PassStats stats;
   RETURN_IF_ERROR(CheckSourceRoots(env_, conf_, opts_));
-  ASSIGN_OR_RETURN(auto mailboxes, cyrus::LoadMailboxList(env_, conf_));
   ASSIGN_OR_RETURN(auto primary, connect_());
   ASSIGN_OR_RETURN(stats.replica_instance, Handshake(*primary));
-  ASSIGN_OR_RETURN(ReplicaView view, FetchManifest(*primary));
-  Plan plan = MakePlan(env_, conf_, opts_, mailboxes, view);
+  // The replica checks and sends its manifest while this side reads mailboxes.db and stats the
+  // folders: the two halves of an unchanged pass overlap.
+  auto manifest = std::async(std::launch::async, [&] { return FetchManifest(*primary); });
+  auto mailboxes = cyrus::LoadMailboxList(env_, conf_);
+  std::vector<Scanned> scanned;
+  if (mailboxes.ok()) scanned = ScanSource(env_, conf_, opts_, *mailboxes);
+  Result<ReplicaView> fetched = manifest.get();
+  RETURN_IF_ERROR(mailboxes.status());
+  ASSIGN_OR_RETURN(ReplicaView view, std::move(fetched));
+  Plan plan = MakePlan(env_, conf_, opts_, scanned, view);
   RETURN_IF_ERROR(CheckGuard(plan.guard, opts_));
   stats.folders = plan.guard.source_folders;
   stats.folders_missing = plan.guard.source_missing;
@@ -204,7 +229,7 @@ Result<PassStats> Syncer::RunPass() {
   }
 
   std::set<std::string> users = plan.users;
-  auto files = ListServerFiles(ctx, mailboxes, users, opts_.all);
+  auto files = ListServerFiles(ctx, *mailboxes, users, opts_.all);
   ASSIGN_OR_RETURN(auto sf, SyncServerFiles(*primary, ctx, files, view, users, opts_.all));
   stats.server_files_copied = sf.copied;
   stats.server_files_removed = sf.removed;
