@@ -394,8 +394,10 @@ Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
   in.moved = in.old_row && !(in.old_row->data_dir == in.fb.data_dir &&
                              in.old_row->archive_dir == in.fb.archive_dir);
   Status st = Exchange(t, s, in);
-  for (const auto& p : in.staged_all) RemoveQuietly(s.env(), p);  // gone when committed
-  RETURN_IF_ERROR(st);
+  if (!st.ok()) {
+    for (const auto& p : in.staged_all) RemoveQuietly(s.env(), p);  // installed ones are gone
+    return st;
+  }
   if (!in.occupant.empty()) RETURN_IF_ERROR(s.manifest().RemoveFolder(in.occupant));
   RETURN_IF_ERROR(RecordFolder(s, in));
   RemoveGoneMessages(s, in);

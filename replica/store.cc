@@ -77,9 +77,17 @@ Status Store::RecoverJournals() {
     }
     const std::string path = JoinPath(opts_.state_dir, e.name);
     ASSIGN_OR_RETURN(std::string text, ReadFileToString(env_, path));
-    ASSIGN_OR_RETURN(auto files, DecodeJournal(text));
+    auto files = DecodeJournal(text);
+    if (!files.ok()) {
+      // Cut short by a crash before its syncfs: nothing was renamed under it. (Staged files
+      // are removed by CleanStaging; the source copies the set again.)
+      log_->warn("install journal incomplete, dropped journal={} error=\"{}\"", path,
+                 files.error().ToString());
+      RETURN_IF_ERROR(env_->Remove(path));
+      continue;
+    }
     std::set<std::string> dirs;
-    for (const auto& f : files) {
+    for (const auto& f : *files) {
       Status st = env_->Rename(f.staged, f.final);
       if (!st.ok() && st.code() != Code::kNotFound) {
         // Never block the daemon's start: the folder stays unrecorded and is copied again.
@@ -90,7 +98,7 @@ Status Store::RecoverJournals() {
     }
     for (const auto& d : dirs) RETURN_IF_ERROR(env_->SyncDir(d));
     RETURN_IF_ERROR(env_->Remove(path));
-    log_->warn("install journal rolled forward journal={} files={}", path, files.size());
+    log_->warn("install journal rolled forward journal={} files={}", path, files->size());
   }
   return Status::Ok();
 }
@@ -168,20 +176,37 @@ Result<std::string> Store::NewStagePath(const protocol::WirePath& final_path) {
   if (!root.ok()) return InvalidArgumentError("unknown root refused: " + final_path.root);
   const std::string stage = JoinPath(*root, kStageDirName);
   RETURN_IF_ERROR(EnsureDir(stage));
-  return JoinPath(stage, std::to_string(::getpid()) + "-" + std::to_string(++seq_));
+  return JoinPath(stage, pid_ + "-" + std::to_string(++seq_));
+}
+
+Status Store::SyncFilesystems(const std::set<std::string>& dirs) {
+  std::set<uint64_t> done;
+  for (const auto& d : dirs) {
+    auto st = env_->Stat(d);
+    if (st.ok() && !done.insert(st->dev).second) continue;
+    RETURN_IF_ERROR(env_->SyncFileSystem(d));
+  }
+  return Status::Ok();
 }
 
 Status Store::InstallTogether(const std::vector<StagedFile>& files) {
   if (files.empty()) return Status::Ok();
-  // Staged files were written without a per-file fsync; one syncfs per stage directory (one
-  // per filesystem root) makes their data durable before the journal names them.
-  std::set<std::string> stage_dirs;
-  for (const auto& f : files) stage_dirs.insert(Dirname(f.staged));
-  for (const auto& d : stage_dirs) RETURN_IF_ERROR(env_->SyncFileSystem(d));
+  // The staged files and the journal are written without fsyncs of their own: one syncfs per
+  // filesystem makes all of them durable before the first rename.
   const std::string journal =
-      JoinPath(opts_.state_dir, "journal-" + std::to_string(::getpid()) + "-" +
-                                    std::to_string(++seq_));
-  RETURN_IF_ERROR(AtomicWriteFile(env_, journal, EncodeJournal(files), {}));
+      JoinPath(opts_.state_dir, "journal-" + pid_ + "-" + std::to_string(++seq_));
+  std::set<std::string> sync_dirs = {opts_.state_dir};
+  for (const auto& f : files) sync_dirs.insert(Dirname(f.staged));
+  Status written = [&]() -> Status {
+    ASSIGN_OR_RETURN(auto jf, env_->NewWritable(journal, 0600));
+    RETURN_IF_ERROR(jf->Append(EncodeJournal(files)));
+    RETURN_IF_ERROR(jf->Close());
+    return SyncFilesystems(sync_dirs);
+  }();
+  if (!written.ok()) {
+    (void)env_->Remove(journal);
+    return written;
+  }
   std::set<std::string> dirs;
   Status failed;
   for (const auto& f : files) {
@@ -251,23 +276,35 @@ Result<cyrus::Folder> Store::FolderByKey(const std::string& key) {
   return cyrus::DescribeFolder(conf_, (*list)[it->second]);
 }
 
+namespace {
+constexpr std::string_view kJournalHeader = "cyrsync-journal 2";
+constexpr std::string_view kJournalEnd = "end";
+}  // namespace
+
 std::string EncodeJournal(const std::vector<StagedFile>& files) {
-  std::string out;
+  std::string out = std::string(kJournalHeader) + "\n";
   for (const auto& f : files) out += f.staged + "\t" + f.final + "\n";
-  return out;
+  return out + std::string(kJournalEnd) + "\n";
 }
 
 Result<std::vector<StagedFile>> DecodeJournal(std::string_view text) {
+  const bool v2 = text.rfind(std::string(kJournalHeader) + "\n", 0) == 0;
+  if (v2) text.remove_prefix(kJournalHeader.size() + 1);
   std::vector<StagedFile> out;
   while (!text.empty()) {
     size_t nl = text.find('\n');
-    if (nl == std::string_view::npos) return CorruptionError("journal: unterminated line");
+    if (nl == std::string_view::npos) return AbortedError("journal: unterminated line");
     std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl + 1);
+    if (v2 && line == kJournalEnd) {
+      if (!text.empty()) return CorruptionError("journal: bytes after the end line");
+      return out;
+    }
     size_t tab = line.find('\t');
     if (tab == std::string_view::npos) return CorruptionError("journal: line without TAB");
     out.push_back({std::string(line.substr(0, tab)), std::string(line.substr(tab + 1))});
-    text.remove_prefix(nl + 1);
   }
+  if (v2) return AbortedError("journal: no end line (cut short before its syncfs)");
   return out;
 }
 

@@ -4,9 +4,12 @@
 // folders may use one Store concurrently.
 #pragma once
 
+#include <unistd.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -103,6 +106,8 @@ class Store {
       : env_(env), conf_(conf), opts_(std::move(opts)), log_(std::move(log)) {}
   Status Init();
   Status RecoverJournals();
+  // One syncfs per filesystem holding any of dirs.
+  Status SyncFilesystems(const std::set<std::string>& dirs);
   Status CleanStaging();
 
   Env* env_;
@@ -112,6 +117,7 @@ class Store {
   std::unique_ptr<Manifest> manifest_;
   std::string instance_id_;
   std::atomic<uint64_t> seq_{0};
+  const std::string pid_ = std::to_string(::getpid());  // names stage files and journals
   std::mutex mailboxes_mu_;
   std::shared_ptr<const std::vector<cyrus::MailboxEntry>> mailboxes_;
   protocol::StatTuple mailboxes_stat_;
@@ -119,7 +125,11 @@ class Store {
   std::unordered_map<std::string, size_t> by_key_;
 };
 
-// Serialises a journal: one "staged\tfinal\n" line per file.
+// Serialises a journal (doc/formats/manifest.md): a "cyrsync-journal 2" line, one
+// "staged\tfinal" line per file, then "end". The journal is written without an fsync of its
+// own (the install's syncfs covers it), so a crash can cut it short: DecodeJournal returns
+// kAborted for a journal without its end line (nothing was renamed under it yet). A journal
+// without the first line is a version 1 journal (written atomically, no end line).
 std::string EncodeJournal(const std::vector<StagedFile>& files);
 Result<std::vector<StagedFile>> DecodeJournal(std::string_view text);
 

@@ -31,7 +31,9 @@ TEST_F(ReplicaStoreRecoveryTest, JournalRoundTrip) {
   std::vector<StagedFile> files = {{"/a/.cyrsync-tmp/1-1", "/a/b/cyrus.header"},
                                    {"/a/.cyrsync-tmp/1-2", "/a/b/cyrus.index"}};
   std::string text = EncodeJournal(files);
-  EXPECT_EQ(text, "/a/.cyrsync-tmp/1-1\t/a/b/cyrus.header\n/a/.cyrsync-tmp/1-2\t/a/b/cyrus.index\n");
+  EXPECT_EQ(text,
+            "cyrsync-journal 2\n/a/.cyrsync-tmp/1-1\t/a/b/cyrus.header\n"
+            "/a/.cyrsync-tmp/1-2\t/a/b/cyrus.index\nend\n");
   auto back = DecodeJournal(text);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   ASSERT_EQ(back->size(), 2u);
@@ -39,6 +41,31 @@ TEST_F(ReplicaStoreRecoveryTest, JournalRoundTrip) {
   EXPECT_EQ((*back)[1].final, files[1].final);
   EXPECT_FALSE(DecodeJournal("no tab\n").ok());
   EXPECT_FALSE(DecodeJournal("a\tb").ok());  // unterminated
+  // Version 1 (atomically written, no header or end line) still reads.
+  auto v1 = DecodeJournal("/s/1\t/f/cyrus.index\n");
+  ASSERT_TRUE(v1.ok());
+  EXPECT_EQ((*v1)[0].final, "/f/cyrus.index");
+  // Every prefix of a version 2 journal short of its end line is incomplete.
+  for (size_t n = 0; n + 1 < text.size(); ++n) {
+    if (n < 18) continue;  // shorter than the header line: read as version 1 (see below)
+    EXPECT_FALSE(DecodeJournal(text.substr(0, n)).ok()) << n;
+  }
+  EXPECT_EQ(DecodeJournal(text.substr(0, text.size() - 4)).status().code(), Code::kAborted);
+  EXPECT_FALSE(DecodeJournal(text + "x\n").ok());
+}
+
+TEST_F(ReplicaStoreRecoveryTest, JournalCutShortIsDroppedAndNothingIsRenamed) {
+  WriteFile(staged_header_, "new-header");
+  WriteFile(staged_index_, "new-index");
+  WriteFile(final_header_, "old-header");
+  WriteFile(final_index_, "old-index");
+  std::string text = EncodeJournal({{staged_header_, final_header_}, {staged_index_, final_index_}});
+  WriteFile(journal_, text.substr(0, text.size() - 4));  // the crash came before the syncfs
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  EXPECT_EQ(ReadFile(final_header_), "old-header");
+  EXPECT_EQ(ReadFile(final_index_), "old-index");
+  EXPECT_FALSE(Exists(journal_));
+  EXPECT_FALSE(Exists(staged_header_));  // staging is cleaned at start
 }
 
 TEST_F(ReplicaStoreRecoveryTest, CrashBeforeAnyRenameCompletesAll) {
