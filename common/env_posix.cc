@@ -148,6 +148,17 @@ class PosixFileLock final : public FileLock {
   LockMode mode_;
 };
 
+// Opens path read-only (plus flags) and applies sync (fsync, syncfs) to the descriptor.
+Status SyncThrough(const std::string& path, int flags, int (*sync)(int), const char* what) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags);
+  if (fd < 0) return PosixError("open " + path, errno);
+  int rc = sync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc < 0) return PosixError(what + path, err);
+  return Status::Ok();
+}
+
 class PosixEnv final : public Env {
  public:
   Result<FileStat> Stat(const std::string& path) override {
@@ -221,22 +232,10 @@ class PosixEnv final : public Env {
     return Status::Ok();
   }
   Status SyncDir(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return PosixError("open dir " + path, errno);
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc < 0) return PosixError("fsync dir " + path, err);
-    return Status::Ok();
+    return SyncThrough(path, O_DIRECTORY, ::fsync, "fsync dir ");
   }
   Status SyncFileSystem(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return PosixError("open " + path, errno);
-    int rc = ::syncfs(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc < 0) return PosixError("syncfs " + path, err);
-    return Status::Ok();
+    return SyncThrough(path, 0, ::syncfs, "syncfs ");
   }
   Status Link(const std::string& existing, const std::string& path) override {
     if (::link(existing.c_str(), path.c_str()) < 0) {
