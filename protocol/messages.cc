@@ -156,6 +156,33 @@ Result<MessageFetch> DecodeMessageFetch(std::string_view p) {
   RETURN_IF_ERROR(r.ExpectEnd());
   return m;
 }
+std::string Encode(const MessagesFetch& m) {
+  PayloadWriter w;
+  w.PutString(m.folder_key);
+  w.PutU32(static_cast<uint32_t>(m.messages.size()));
+  for (const auto& [uid, archived] : m.messages) {
+    w.PutU32(uid);
+    w.PutU8(archived ? 1 : 0);
+  }
+  return w.Take();
+}
+Result<MessagesFetch> DecodeMessagesFetch(std::string_view p) {
+  PayloadReader r(p);
+  MessagesFetch m;
+  ASSIGN_OR_RETURN(m.folder_key, r.String(1024));
+  ASSIGN_OR_RETURN(uint32_t n, r.U32());
+  if (n > kMaxMessagesPerFetch) {
+    return CorruptionError("MESSAGES_FETCH of " + std::to_string(n) + " messages exceeds " +
+                           std::to_string(kMaxMessagesPerFetch));
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    ASSIGN_OR_RETURN(uint32_t uid, r.U32());
+    ASSIGN_OR_RETURN(bool archived, GetBool(r));
+    m.messages.emplace_back(uid, archived);
+  }
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
 std::string Encode(const PassDone& m) {
   PayloadWriter w;
   w.PutU32(static_cast<uint32_t>(m.users.size()));

@@ -42,6 +42,7 @@ enum MsgType : uint16_t {
   kMessageFetch = 64,
   kFileFetch = 65,
   kAbsent = 66,
+  kMessagesFetch = 67,
   kPassDone = 70,
   kRestoreBegin = 80,
   kRestoreDone = 81,
@@ -157,6 +158,13 @@ struct MessageFetch {
   bool archived = false;
 };
 
+// Several messages of one folder; answered one MESSAGE_PUT + body (or ABSENT) each, in order.
+inline constexpr size_t kMaxMessagesPerFetch = 1024;
+struct MessagesFetch {
+  std::string folder_key;
+  std::vector<std::pair<uint32_t, bool>> messages;  // (uid, archived)
+};
+
 struct PassDone {
   std::vector<std::string> users;  // empty: every user
   int64_t time = 0;
@@ -185,9 +193,11 @@ std::string Encode(const StateFile& m);
 std::string Encode(const MessageFetch& m);
 std::string Encode(const PassDone& m);
 std::string Encode(const RestoreDone& m);
+std::string Encode(const MessagesFetch& m);
 Result<UserState> DecodeUserState(std::string_view p);
 Result<StateFile> DecodeStateFile(std::string_view p);
 Result<MessageFetch> DecodeMessageFetch(std::string_view p);
+Result<MessagesFetch> DecodeMessagesFetch(std::string_view p);
 Result<PassDone> DecodePassDone(std::string_view p);
 Result<RestoreDone> DecodeRestoreDone(std::string_view p);
 std::string EncodeManifestChunk(const std::vector<ManifestEntry>& entries);

@@ -5,6 +5,7 @@
 
 #include "cyrus/folder.h"
 #include "cyrus/index.h"
+#include "replica/prefetch.h"
 #include "replica/session.h"
 
 namespace cyrsync::replica {
@@ -136,6 +137,40 @@ Status HandleFileFetch(Transport& t, Store& s, const Frame& f) {
   RETURN_IF_ERROR((*file)->Lock(LockMode::kShared));
   RETURN_IF_ERROR(t.Send(protocol::kMetaFile, ""));
   return protocol::SendFileBody(t, **file).status();
+}
+
+// The answers go out in request order; the files are read ahead by a Prefetcher.
+Status HandleMessagesFetch(Transport& t, Store& s, const Frame& f) {
+  ASSIGN_OR_RETURN(auto req, protocol::DecodeMessagesFetch(f.payload));
+  auto folder = s.FolderByKey(req.folder_key);
+  if (!folder.ok()) {
+    for (size_t i = 0; i < req.messages.size(); ++i) RETURN_IF_ERROR(t.Send(protocol::kAbsent, ""));
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(std::string data_dir, cyrus::Resolve(s.conf(), folder->data_dir));
+  ASSIGN_OR_RETURN(std::string archive_dir, cyrus::Resolve(s.conf(), folder->archive_dir));
+  std::vector<std::string> paths;
+  for (const auto& [uid, archived] : req.messages) {
+    paths.push_back(JoinPath(archived ? archive_dir : data_dir, std::to_string(uid) + "."));
+  }
+  Prefetcher ahead(s.env(), std::move(paths));
+  for (size_t i = 0; i < req.messages.size(); ++i) {
+    auto [uid, archived] = req.messages[i];
+    Prefetcher::Item item = ahead.Take(i);
+    if (item.status.code() == Code::kNotFound) {
+      RETURN_IF_ERROR(t.Send(protocol::kAbsent, ""));
+      continue;
+    }
+    RETURN_IF_ERROR(item.status);
+    RETURN_IF_ERROR(t.Send(protocol::kMessagePut,
+                           protocol::Encode(protocol::MessagePut{uid, archived, 0})));
+    if (item.large) {
+      RETURN_IF_ERROR(protocol::SendFileBody(t, *item.large).status());
+    } else {
+      RETURN_IF_ERROR(protocol::SendBody(t, item.data));
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace cyrsync::replica

@@ -31,6 +31,7 @@ const std::map<uint16_t, Route>& Routes() {
       {protocol::kUserState, {&HandleUserState, Mode::kRead}},
       {protocol::kFolderFetch, {&HandleFolderFetch, Mode::kRead}},
       {protocol::kMessageFetch, {&HandleMessageFetch, Mode::kRead}},
+      {protocol::kMessagesFetch, {&HandleMessagesFetch, Mode::kRead}},
       {protocol::kFileFetch, {&HandleFileFetch, Mode::kRead}},
       {protocol::kRestoreBegin, {&HandleRestoreBegin, Mode::kRestore}},
   };

@@ -24,6 +24,7 @@ Status HandleGetSignature(protocol::Transport& t, Store& s, const protocol::Fram
 Status HandlePassDone(protocol::Transport& t, Store& s, const protocol::Frame& f);
 // Read service (read_handler.cc): consistent reads of this host's spool for snapshots.
 Status HandleUserState(protocol::Transport& t, Store& s, const protocol::Frame& f);
+Status HandleMessagesFetch(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFolderFetch(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleMessageFetch(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFileFetch(protocol::Transport& t, Store& s, const protocol::Frame& f);

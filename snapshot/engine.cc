@@ -106,10 +106,12 @@ Result<std::optional<std::vector<MetaFile>>> FetchFolder(protocol::Transport& t,
   }
 }
 
-Status RequestMessage(protocol::Transport& t, const std::string& key,
-                      const cyrus::IndexRecord& r) {
-  return t.Send(protocol::kMessageFetch,
-                protocol::Encode(protocol::MessageFetch{key, r.uid, r.Archived()}));
+// One MESSAGES_FETCH for want[from, from + n).
+Status RequestMessages(protocol::Transport& t, const std::string& key,
+                       const std::vector<cyrus::IndexRecord>& want, size_t from, size_t n) {
+  protocol::MessagesFetch req{key, {}};
+  for (size_t i = from; i < from + n; ++i) req.messages.emplace_back(want[i].uid, want[i].Archived());
+  return t.Send(protocol::kMessagesFetch, protocol::Encode(req));
 }
 
 // The answer to one MESSAGE_FETCH; nullopt when the message is gone.
@@ -122,9 +124,11 @@ Result<std::optional<std::string>> ReceiveMessage(protocol::Transport& t) {
   return std::optional<std::string>(std::move(body));
 }
 
-// MESSAGE_FETCH requests in flight at once: the daemon answers them in order, so a window hides
-// the round trip per message (the answers of a full window are a few hundred KiB).
-constexpr size_t kFetchWindow = 64;
+// Messages per MESSAGES_FETCH, and how many are requested ahead of the answer being read: the
+// daemon answers in order and reads the files of a request ahead on several threads, so the
+// round trip per message and the wait per cold file overlap.
+constexpr size_t kFetchBatch = 128;
+constexpr size_t kFetchAhead = 2 * kFetchBatch;
 
 class Run {
  public:
@@ -165,15 +169,17 @@ class Run {
     return FetchMessages(fs, want);
   }
 
-  // Pipelined: keeps up to kFetchWindow requests outstanding. After a failure that leaves the
+  // Pipelined: keeps up to kFetchAhead messages requested. After a failure that leaves the
   // stream in step (a vanished or changed message, an archive write error) the outstanding
   // answers are still read, so the connection stays usable; the first failure is returned.
   Status FetchMessages(const protocol::FolderState& fs, const std::vector<cyrus::IndexRecord>& want) {
     size_t sent = 0;
     Status failed;
     for (size_t done = 0; done < want.size(); ++done) {
-      for (; sent < want.size() && sent - done < kFetchWindow; ++sent) {
-        RETURN_IF_ERROR(RequestMessage(t_, fs.folder_key, want[sent]));
+      while (sent < want.size() && sent - done < kFetchAhead) {
+        const size_t n = std::min(kFetchBatch, want.size() - sent);
+        RETURN_IF_ERROR(RequestMessages(t_, fs.folder_key, want, sent, n));
+        sent += n;
       }
       ASSIGN_OR_RETURN(auto body, ReceiveMessage(t_));
       if (failed.ok()) failed = AddMessage(fs, want[done], body);

@@ -1,0 +1,54 @@
+// Reads message files ahead of the session thread that sends them: a few reader threads open
+// and read whole files, at most `window` files ahead of the consumer, so a cold disk serves
+// several reads at once instead of one file after another. Files larger than kMaxPrefetchBytes
+// are only opened ahead; the consumer streams them.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/env.h"
+#include "common/status.h"
+
+namespace cyrsync::replica {
+
+class Prefetcher {
+ public:
+  static constexpr uint64_t kMaxPrefetchBytes = 4 << 20;
+
+  struct Item {
+    Status status;                        // kNotFound: the file is gone
+    std::string data;                     // the whole file, when small
+    std::unique_ptr<ReadableFile> large;  // open file to stream, when larger
+  };
+
+  Prefetcher(Env* env, std::vector<std::string> paths, int threads = 4, size_t window = 32);
+  ~Prefetcher();  // stops the readers and waits for them
+  Prefetcher(const Prefetcher&) = delete;
+  Prefetcher& operator=(const Prefetcher&) = delete;
+
+  // Blocks until paths[i] is read. REQUIRES: called for i = 0, 1, 2, ... in order.
+  Item Take(size_t i);
+
+ private:
+  void ReaderLoop();
+  Item Read(const std::string& path);
+
+  Env* env_;
+  std::vector<std::string> paths_;
+  size_t window_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::optional<Item>> slots_;  // guarded by mu_
+  size_t next_ = 0;                         // next index a reader claims; guarded by mu_
+  size_t taken_ = 0;                        // the consumer's position; guarded by mu_
+  bool stop_ = false;                       // guarded by mu_
+  std::vector<std::thread> readers_;
+};
+
+}  // namespace cyrsync::replica
