@@ -79,7 +79,7 @@ Status Store::RecoverJournals() {
     ASSIGN_OR_RETURN(std::string text, ReadFileToString(env_, path));
     auto files = DecodeJournal(text);
     if (!files.ok()) {
-      // Cut short by a crash before its syncfs: nothing was renamed under it. (Staged files
+      // Cut short by a crash before its fdatasync: nothing was renamed under it. (Staged files
       // are removed by CleanStaging; the source copies the set again.)
       log_->warn("install journal incomplete, dropped journal={} error=\"{}\"", path,
                  files.error().ToString());
@@ -191,17 +191,20 @@ Status Store::SyncFilesystems(const std::set<std::string>& dirs) {
 
 Status Store::InstallTogether(const std::vector<StagedFile>& files) {
   if (files.empty()) return Status::Ok();
-  // The staged files and the journal are written without fsyncs of their own: one syncfs per
-  // filesystem makes all of them durable before the first rename.
+  // 1. The staged files were written without fsyncs of their own: one syncfs per filesystem
+  //    makes their data durable. 2. Only then is the journal made durable (its data and its
+  //    directory entry), so a journal that survives a crash never names data that did not.
+  std::set<std::string> stage_dirs;
+  for (const auto& f : files) stage_dirs.insert(Dirname(f.staged));
+  RETURN_IF_ERROR(SyncFilesystems(stage_dirs));
   const std::string journal =
       JoinPath(opts_.state_dir, "journal-" + pid_ + "-" + std::to_string(++seq_));
-  std::set<std::string> sync_dirs = {opts_.state_dir};
-  for (const auto& f : files) sync_dirs.insert(Dirname(f.staged));
   Status written = [&]() -> Status {
     ASSIGN_OR_RETURN(auto jf, env_->NewWritable(journal, 0600));
     RETURN_IF_ERROR(jf->Append(EncodeJournal(files)));
+    RETURN_IF_ERROR(jf->Sync());
     RETURN_IF_ERROR(jf->Close());
-    return SyncFilesystems(sync_dirs);
+    return env_->SyncDir(opts_.state_dir);
   }();
   if (!written.ok()) {
     (void)env_->Remove(journal);

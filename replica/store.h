@@ -82,9 +82,10 @@ class Store {
   // A fresh temp path in the staging directory of the root that holds `final_path`.
   Result<std::string> NewStagePath(const protocol::WirePath& final_path);
 
-  // Durability point. syncfs of the stage directories (the staged files are written without
-  // fsync), then renames every staged file over its destination in order, under a journal
-  // written (and fsynced) first; fsyncs the destination directories. After a crash at any point,
+  // Durability point. syncfs of the stage directories' filesystems (the staged files are
+  // written without fsync), then a journal naming them (fdatasync'ed, with its directory),
+  // then renames every staged file over its destination in order; fsyncs the destination
+  // directories. After a crash at any point,
   // Open() completes the renames, so the set becomes visible together.
   Status InstallTogether(const std::vector<StagedFile>& files);
 
@@ -126,10 +127,10 @@ class Store {
 };
 
 // Serialises a journal (doc/formats/manifest.md): a "cyrsync-journal 2" line, one
-// "staged\tfinal" line per file, then "end". The journal is written without an fsync of its
-// own (the install's syncfs covers it), so a crash can cut it short: DecodeJournal returns
-// kAborted for a journal without its end line (nothing was renamed under it yet). A journal
-// without the first line is a version 1 journal (written atomically, no end line).
+// "staged\tfinal" line per file, then "end". The journal is written in place (no temp file and
+// rename), so a crash before its fdatasync can cut it short: DecodeJournal returns kAborted
+// for a journal without its end line (nothing was renamed under it yet). A journal without the
+// first line is a version 1 journal (written atomically, no end line).
 std::string EncodeJournal(const std::vector<StagedFile>& files);
 Result<std::vector<StagedFile>> DecodeJournal(std::string_view text);
 

@@ -1,6 +1,6 @@
 // Store::Open rolls forward an install journal left by a crash (the journal format written by
-// Store::InstallTogether: one "staged\tfinal\n" line per file, in <state_dir>/journal-*), and
-// clears the staging directories.
+// Store::InstallTogether, in <state_dir>/journal-*), and clears the staging directories; and
+// InstallTogether makes the staged data durable before the journal that names it.
 #include <gtest/gtest.h>
 
 #include "replica/session_test_util.h"
@@ -131,6 +131,44 @@ TEST_F(ReplicaStoreRecoveryTest, ServesNormallyAfterRecovery) {
                       {2, 1700000000000000000, 1700000000000000000, 1})
                   .ok());
   EXPECT_EQ(ReadFile(Conf("mailboxes.db")), "db");
+  EXPECT_EQ(ReadFile(final_index_), "new-index");
+}
+
+// Records the order of the durability-relevant calls.
+class OrderEnv : public EnvWrapper {
+ public:
+  OrderEnv() : EnvWrapper(Env::Default()) {}
+  std::vector<std::string> ops;
+  Status SyncFileSystem(const std::string& p) override {
+    ops.push_back("syncfs " + Basename(p));
+    return EnvWrapper::SyncFileSystem(p);
+  }
+  Status SyncDir(const std::string& p) override {
+    ops.push_back("syncdir " + Basename(p));
+    return EnvWrapper::SyncDir(p);
+  }
+  Result<std::unique_ptr<WritableFile>> NewWritable(const std::string& p, uint32_t mode) override {
+    ops.push_back("create " + Basename(p).substr(0, 7));
+    return EnvWrapper::NewWritable(p, mode);
+  }
+  Status Rename(const std::string& from, const std::string& to) override {
+    ops.push_back("rename " + Basename(to));
+    return EnvWrapper::Rename(from, to);
+  }
+};
+
+TEST_F(ReplicaStoreRecoveryTest, StagedDataIsDurableBeforeTheJournalNamesIt) {
+  OrderEnv env;
+  auto store = Store::Open(&env, *conf_, opts_, NullLogger());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto staged = (*store)->NewStagePath({"partition-default", "user/bob/cyrus.index"});
+  ASSERT_TRUE(staged.ok());
+  WriteFile(*staged, "new-index");
+  env.ops.clear();
+  ASSERT_TRUE((*store)->InstallTogether({{*staged, final_index_}}).ok());
+  const std::vector<std::string> want = {"syncfs .cyrsync-tmp", "create journal",
+                                         "syncdir state", "rename cyrus.index", "syncdir bob"};
+  EXPECT_EQ(env.ops, want);
   EXPECT_EQ(ReadFile(final_index_), "new-index");
 }
 
