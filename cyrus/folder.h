@@ -31,16 +31,25 @@ Folder DescribeFolder(const ImapdConf& conf, const MailboxEntry& mb);
 struct FolderReadLock {
   std::unique_ptr<FileLock> ns;
   std::unique_ptr<FileLock> name;
-  std::unique_ptr<ReadableFile> index;  // open cyrus.index carrying the F_RDLCK
-  FileStat index_st;                    // its fstat under the lock
+  std::unique_ptr<ReadableFile> header;   // pre-2.4 index only: cyrus.header, F_RDLCK
+  std::unique_ptr<ReadableFile> index;    // open cyrus.index carrying the F_RDLCK
+  FileStat index_st;                      // its fstat under the lock
+  std::unique_ptr<ReadableFile> expunge;  // pre-2.4 index only, when present: F_RDLCK
   ~FolderReadLock() {
+    expunge.reset();
     index.reset();
+    header.reset();
     name.reset();
     ns.reset();
   }
 };
 
-// Takes the locks. lock_owner owns lock files this call has to create (the Cyrus user).
+// Takes the locks, shared, in Cyrus's order (cyrus-formats.md §11.2): the user namespace lock and
+// the mailbox name lock (2.4+), then cyrus.index. For a folder whose index is older than v12
+// (written by 2.3, whose processes lock cyrus.header -> cyrus.index -> cyrus.expunge, all
+// exclusive) also cyrus.header before the index and cyrus.expunge after it; a 3.x server never
+// locks those two files, so they cost it nothing.
+// lock_owner owns lock files this call has to create (the Cyrus user).
 // Reopens cyrus.index when Cyrus replaced it (repack) between open and lock. kNotFound when the
 // folder vanished.
 Result<std::unique_ptr<FolderReadLock>> LockFolderForRead(Env* env, const ImapdConf& conf,

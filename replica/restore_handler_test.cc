@@ -52,7 +52,7 @@ TEST_F(RestoreSessionTest, RefusedWithoutAllowRestore) {
 
 TEST_F(RestoreSessionTest, BadOrTakenNamesAreRefusedAndNothingIsWritten) {
   const Snapshot before = Snap();
-  for (const std::string name :
+  for (const std::string& name :
        {std::string("user.alice.Sent"), std::string("user.alice"), std::string("user.nobody.X"),
         std::string("shared.news.Old"), std::string("user.alice.a/b"),
         std::string("user.alice..x"), std::string("user.alice.x."), std::string("user.alice.\x01"),
