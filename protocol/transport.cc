@@ -190,14 +190,16 @@ class BodyReceiver {
 }  // namespace
 
 Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size, ReadableFile* basis,
-                             uint64_t basis_size) {
+                             uint64_t basis_size, std::string* sha1_hex) {
   BodyReceiver rx(sink, max_size, basis, basis_size);
   while (true) {
     ASSIGN_OR_RETURN(Frame f, t.Receive());
     if (f.type == kError) return StatusFromError(f.payload);
     if (f.type == kDataEnd) {
       ASSIGN_OR_RETURN(std::string want, DecodeString(f.payload));
-      return rx.Finish(want);
+      auto n = rx.Finish(want);
+      if (n.ok() && sha1_hex != nullptr) *sha1_hex = std::move(want);
+      return n;
     }
     if (f.type != kData && f.type != kDeltaData) {
       return CorruptionError("protocol error: expected DATA, got type " + std::to_string(f.type));
@@ -230,10 +232,10 @@ Result<uint64_t> SendFileDelta(Transport& t, ReadableFile& file, std::string_vie
   return off;
 }
 
-Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size) {
+Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size, std::string* sha1_hex) {
   std::string out;
   StringSink sink(&out);
-  ASSIGN_OR_RETURN(uint64_t n, ReceiveBody(t, sink, max_size));
+  ASSIGN_OR_RETURN(uint64_t n, ReceiveBody(t, sink, max_size, nullptr, 0, sha1_hex));
   (void)n;
   return out;
 }

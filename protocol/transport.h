@@ -55,8 +55,11 @@ class BodySink {
 };
 // A body may instead arrive as DELTA_DATA* DATA_END when basis (the receiver's current copy,
 // basis_size bytes) is given: it is patched, and the SHA-1 is checked on the result.
+// sha1_hex, when given, receives the checked SHA-1 (lower-case hex) of the body.
 Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size,
-                             ReadableFile* basis = nullptr, uint64_t basis_size = 0);
-Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size);
+                             ReadableFile* basis = nullptr, uint64_t basis_size = 0,
+                             std::string* sha1_hex = nullptr);
+Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size,
+                                        std::string* sha1_hex = nullptr);
 
 }  // namespace cyrsync::protocol

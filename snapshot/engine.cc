@@ -115,13 +115,20 @@ Status RequestMessages(protocol::Transport& t, const std::string& key,
 }
 
 // The answer to one MESSAGE_FETCH; nullopt when the message is gone.
-Result<std::optional<std::string>> ReceiveMessage(protocol::Transport& t) {
+// A received message file and the SHA-1 the transport checked it against.
+struct Received {
+  std::string body;
+  std::string sha1;
+};
+
+Result<std::optional<Received>> ReceiveMessage(protocol::Transport& t) {
   ASSIGN_OR_RETURN(protocol::Frame f, t.Receive());
-  if (f.type == protocol::kAbsent) return std::optional<std::string>();
+  if (f.type == protocol::kAbsent) return std::optional<Received>();
   if (f.type == protocol::kError) return protocol::StatusFromError(f.payload);
   if (f.type != protocol::kMessagePut) return CorruptionError("unexpected frame in MESSAGE_FETCH");
-  ASSIGN_OR_RETURN(std::string body, protocol::ReceiveBodyToString(t, uint64_t{4} << 30));
-  return std::optional<std::string>(std::move(body));
+  Received r;
+  ASSIGN_OR_RETURN(r.body, protocol::ReceiveBodyToString(t, uint64_t{4} << 30, &r.sha1));
+  return std::optional<Received>(std::move(r));
 }
 
 // Messages per MESSAGES_FETCH, and how many are requested ahead of the answer being read: the
@@ -188,20 +195,21 @@ class Run {
   }
 
   Status AddMessage(const protocol::FolderState& fs, const cyrus::IndexRecord& r,
-                    const std::optional<std::string>& body) {
-    if (!body) {
+                    const std::optional<Received>& got) {
+    if (!got) {
       return NotFoundError("message file of " + fs.intname + " uid " + std::to_string(r.uid) +
                            " is gone");
     }
+    // The transport checked the body against got->sha1 (the SHA-1 it computed as it arrived).
     const std::string guid = r.GuidHex();
-    if (Sha1Hex(*body) != guid) {
+    if (got->sha1 != guid) {
       return AbortedError("message changed underfoot: " + fs.intname + " uid " +
                           std::to_string(r.uid) + " does not match its GUID " + guid);
     }
-    RETURN_IF_ERROR(w_.AddVerifiedFile("files/" + guid, *body, guid, r.internaldate));
+    RETURN_IF_ERROR(w_.AddVerifiedFile("files/" + guid, got->body, guid, r.internaldate));
     added_.insert(guid);
     ++stats_.messages_added;
-    stats_.bytes_added += body->size();
+    stats_.bytes_added += got->body.size();
     return Status::Ok();
   }
 
