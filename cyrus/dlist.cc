@@ -248,7 +248,8 @@ void Print(const Dlist& v, std::string* out) {
       out->append("%(");
       for (size_t i = 0; i < v.kv.size(); ++i) {
         if (i) out->push_back(' ');
-        out->append(v.kv[i].first).push_back(' ');
+        PrintString(v.kv[i].first, out);  // real keys (T, N, ACL ids) are atoms
+        out->push_back(' ');
         Print(v.kv[i].second, out);
       }
       out->push_back(')');

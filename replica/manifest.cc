@@ -107,6 +107,11 @@ Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path) {
   return m;
 }
 
+void Manifest::Checkpoint() {
+  std::lock_guard g(mu_);
+  sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+}
+
 Status Manifest::Exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {

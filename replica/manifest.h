@@ -47,6 +47,10 @@ class Manifest {
                const std::optional<FolderRow>& folder);
   Status RemoveFolder(const std::string& folder_key);
   Status SetMeta(const std::string& key, const std::string& value);
+  // Copies the WAL into the database and truncates it (after a pass: reads stay fast, and a
+  // daemon that is killed does not replay a long WAL at its next start). Best effort: a busy
+  // reader makes it a no-op.
+  void Checkpoint();
   Result<std::optional<std::string>> GetMeta(const std::string& key);
   Status Remove(const std::vector<protocol::WirePath>& paths);
 

@@ -166,6 +166,7 @@ Status HandlePassDone(Transport& t, Store& s, const Frame& f) {
   for (const auto& u : done.users) {
     RETURN_IF_ERROR(s.manifest().SetMeta("synced:" + u, std::to_string(done.time)));
   }
+  s.manifest().Checkpoint();
   return t.Send(protocol::kOk, "");
 }
 

@@ -5,7 +5,10 @@
 //  - rejects are kCorruption;
 //  - an accepted header has at most 128 user flags and no trailing undefined slot;
 //  - an accepted dlist, printed back in two forms (every string a {N} literal; and the
-//    shortest of atom, quoted string, literal), parses to the same tree.
+//    shortest of atom, quoted string, literal), and by the product's PrintDlist, parses to
+//    the same tree;
+//  - an accepted header rewritten for a new name and uniqueid reads back with them and with
+//    every other field unchanged.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -34,7 +37,22 @@ void CheckHeader(std::string_view bytes) {
   FUZZ_CHECK(h->user_flags.size() <= 128, "more than 128 user flags accepted");
   FUZZ_CHECK(h->user_flags.empty() || !h->user_flags.back().empty(),
              "trailing undefined user flag slot kept");
+  // A header rewritten for a restored copy reads back with the new name and uniqueid and
+  // everything else unchanged.
+  auto re = RewriteMailboxHeader(bytes, "fuzz/cyrus.header", "user.x.Re stored", "id9");
+  if (!re.ok()) {
+    CheckCorruption(re.error(), "RewriteMailboxHeader");
+    return;
+  }
+  auto back = ParseMailboxHeader(*re, "fuzz/rewritten");
+  FUZZ_CHECK(back.ok(), "rewritten header does not parse: " + back.status().ToString());
+  FUZZ_CHECK(back->uniqueid == "id9", "rewritten uniqueid lost");
+  FUZZ_CHECK(!back->dlist_format || back->name == "user.x.Re stored", "rewritten name lost");
+  FUZZ_CHECK(back->acl == h->acl && back->user_flags == h->user_flags &&
+                 back->quotaroot == h->quotaroot && back->mbtype == h->mbtype,
+             "rewrite changed other fields");
 }
+
 
 bool Same(const Dlist& a, const Dlist& b) {
   if (a.kind != b.kind || a.str != b.str || a.items.size() != b.items.size() ||
@@ -114,6 +132,9 @@ void CheckDlist(std::string_view text) {
     CheckCorruption(d.error(), "ParseDlist");
     return;
   }
+  auto printed_back = ParseDlist(PrintDlist(*d));  // the product's printer
+  FUZZ_CHECK(printed_back.ok(), "PrintDlist output does not parse: " + printed_back.status().ToString());
+  FUZZ_CHECK(Same(*d, *printed_back), "PrintDlist output parses to a different tree");
   for (bool literal_only : {true, false}) {
     std::string printed;
     Print(*d, literal_only, &printed);

@@ -97,6 +97,12 @@ void DecodeByType(uint16_t type, std::string_view p) {
       return RoundTrip(p, "DecodePath", DecodePath, path);
     case kPassDone:
       return RoundTrip(p, "DecodePassDone", DecodePassDone, enc);
+    case kMessagesFetch:
+      return RoundTrip(p, "DecodeMessagesFetch", DecodeMessagesFetch, enc);
+    case kRestoreBegin:
+      return RoundTrip(p, "DecodeString", DecodeString, str);
+    case kRestoreDone:
+      return RoundTrip(p, "DecodeRestoreDone", DecodeRestoreDone, enc);
     case kError:
       return DecodeErrorFrame(p);
     default:
