@@ -139,8 +139,11 @@ constexpr size_t kFetchAhead = 2 * kFetchBatch;
 
 class Run {
  public:
-  Run(Env* env, protocol::Transport& t, IndexDb& idx, ArchiveWriter& w, SnapshotStats& stats)
-      : env_(env), t_(t), idx_(idx), w_(w), stats_(stats) {}
+  // first_run: the archive holds no run yet, so no message is in it (only this run's, which
+  // added_ tracks) and the index need not be asked for each one.
+  Run(Env* env, protocol::Transport& t, IndexDb& idx, ArchiveWriter& w, SnapshotStats& stats,
+      bool first_run)
+      : env_(env), t_(t), idx_(idx), w_(w), stats_(stats), first_run_(first_run) {}
 
   // Adds a changed folder: its metadata and the messages the archive lacks.
   Status AddFolder(const protocol::FolderState& fs, const SeenState& prev, SeenState* next) {
@@ -167,8 +170,10 @@ class Run {
         if (!r.HasFile()) continue;
         std::string guid = r.GuidHex();
         if (guid == std::string(40, '0') || added_.count(guid) || queued.count(guid)) continue;
-        ASSIGN_OR_RETURN(bool have, idx_.HasFile(guid));
-        if (have) continue;
+        if (!first_run_) {
+          ASSIGN_OR_RETURN(bool have, idx_.HasFile(guid));
+          if (have) continue;
+        }
         queued.insert(std::move(guid));
         want.push_back(std::move(r));
       }
@@ -241,6 +246,7 @@ class Run {
   IndexDb& idx_;
   ArchiveWriter& w_;
   SnapshotStats& stats_;
+  const bool first_run_;
   std::set<std::string> added_;
 };
 
@@ -367,6 +373,7 @@ Result<SnapshotStats> SnapshotUserWithState(Env* env, protocol::Transport& t,
   stats.folders = state.folders.size();
   ASSIGN_OR_RETURN(auto idx, OpenIndexForArchive(env, paths.archive, paths.index));
   ASSIGN_OR_RETURN(SeenState prev, LoadPrevious(env, *idx, paths));
+  ASSIGN_OR_RETURN(std::vector<RunInfo> runs_before, idx->Runs());
   if (!AnythingChanged(state, prev)) {
     stats.unchanged = true;
     return stats;
@@ -376,7 +383,7 @@ Result<SnapshotStats> SnapshotUserWithState(Env* env, protocol::Transport& t,
                                                    RunInfo{0, now, 0, source, user}, writer));
   SeenState next;
   next.folders = {};
-  Run run(env, t, *idx, *w, stats);
+  Run run(env, t, *idx, *w, stats, runs_before.empty());
   for (const auto& fs : state.folders) {
     if (!FolderChanged(fs, prev)) {
       next.folders[fs.folder_key] = prev.folders.at(fs.folder_key);
