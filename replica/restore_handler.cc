@@ -198,6 +198,8 @@ Status Register(Store& s, const Restore& r) {
 
 Status Commit(Transport& t, Store& s, Restore& r) {
   if (!r.folder) RETURN_IF_ERROR(Plan(s, r));
+  std::lock_guard g(s.restore_mutex());
+  RETURN_IF_ERROR(CheckNewName(s, r.name).status());  // again: another restore may have taken it
   RETURN_IF_ERROR(Install(s, r));
   if (Status st = Register(s, r); !st.ok()) {
     RemoveInstalled(s, r);

@@ -66,6 +66,9 @@ class Store {
   // The real folder whose key (uniqueid, or the name when it has none) is key; kNotFound when
   // mailboxes.db lists none. A hash lookup: the read service asks once per message.
   Result<cyrus::Folder> FolderByKey(const std::string& key);
+  // Held while a restore checks its target name and registers the folder, so two restores
+  // into the same new name cannot both succeed.
+  std::mutex& restore_mutex() { return restore_mu_; }
 
   // kFailedPrecondition when the replica's own Cyrus is running.
   Status CheckCyrusStopped() const;
@@ -120,6 +123,7 @@ class Store {
   std::atomic<uint64_t> seq_{0};
   const std::string pid_ = std::to_string(::getpid());  // names stage files and journals
   std::mutex mailboxes_mu_;
+  std::mutex restore_mu_;
   std::shared_ptr<const std::vector<cyrus::MailboxEntry>> mailboxes_;
   protocol::StatTuple mailboxes_stat_;
   std::shared_ptr<const std::vector<cyrus::MailboxEntry>> by_key_of_;  // list by_key_ indexes

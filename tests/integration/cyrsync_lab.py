@@ -5,6 +5,8 @@ import os
 import re
 import signal
 import subprocess
+import sys
+import threading
 import time
 
 import cyruslab as cl
@@ -165,3 +167,30 @@ def compare(master: cl.CyrusInstance, replica: cl.CyrusInstance):
     finally:
         replica.stop()
     return cl.diff_states(a, b), cl.reconstruct_findings(replica), a, b
+
+
+class Checks:
+    """The named checks of one test script: prints each as "ok"/"FAIL" (with up to 30 lines of
+    detail) and counts them. Callable like a function; safe to call from several threads."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, name, ok, detail=None):
+        with self._lock:
+            if ok:
+                self.passed += 1
+                print(f"  ok   {name}", flush=True)
+            else:
+                self.failed += 1
+                print(f"  FAIL {name}", flush=True)
+                for line in (detail if isinstance(detail, list) else [str(detail)])[:30]:
+                    print(f"         {line}", flush=True)
+        return ok
+
+    def finish(self, label):
+        """Prints the summary line and exits 0 when every check passed, else 1."""
+        print(f"{label}: {self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(0 if self.failed == 0 else 1)

@@ -32,22 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyruslab as cl  # noqa: E402
 import cyrsync_lab as lab  # noqa: E402
 
-passed = failed = 0
-lock = threading.Lock()
+check = lab.Checks()
 
-
-def check(name, ok, detail=None):
-    global passed, failed
-    with lock:
-        if ok:
-            passed += 1
-            print(f"  ok   {name}", flush=True)
-        else:
-            failed += 1
-            print(f"  FAIL {name}", flush=True)
-            for line in (detail if isinstance(detail, list) else [str(detail)])[:30]:
-                print(f"         {line}", flush=True)
-    return ok
 
 
 def replica_tree(inst):
@@ -245,8 +231,7 @@ def main():
         else:
             shutil.rmtree(base, ignore_errors=True)
     print(f"       took {time.monotonic() - t:.0f}s", flush=True)
-    print(f"guard: {passed} passed, {failed} failed", flush=True)
-    sys.exit(0 if failed == 0 else 1)
+    check.finish("guard")
 
 
 if __name__ == "__main__":

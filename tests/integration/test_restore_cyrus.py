@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyruslab as cl  # noqa: E402
 import cyrsync_lab as lab  # noqa: E402
 
-passed = failed = 0
+check = lab.Checks()
 USER = "alice"
 
 # What the comparison leaves out, and why. Everything else of alice's view must be equal.
@@ -48,18 +48,6 @@ EXCLUDED_MBOXLIST = {
                   "history, not folders; they are not restored",
 }
 
-
-def check(name, ok, detail=None):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"  ok   {name}", flush=True)
-    else:
-        failed += 1
-        print(f"  FAIL {name}", flush=True)
-        for line in (detail if isinstance(detail, list) else [str(detail)])[:40]:
-            print(f"         {line}", flush=True)
-    return ok
 
 
 def cyrsync(*args, timeout=600):
@@ -276,8 +264,7 @@ def main():
         finally:
             if os.environ.get("CYRUSLAB_KEEP") != "1":
                 shutil.rmtree(base, ignore_errors=True)
-    print(f"restore_cyrus: {passed} passed, {failed} failed", flush=True)
-    sys.exit(0 if failed == 0 else 1)
+    check.finish("restore_cyrus")
 
 
 if __name__ == "__main__":

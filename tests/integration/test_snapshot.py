@@ -26,20 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyruslab as cl  # noqa: E402
 import cyrsync_lab as lab  # noqa: E402
 
-passed = failed = 0
+check = lab.Checks()
 
-
-def check(name, ok, detail=None):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"  ok   {name}", flush=True)
-    else:
-        failed += 1
-        print(f"  FAIL {name}", flush=True)
-        for line in (detail if isinstance(detail, list) else [str(detail)])[:30]:
-            print(f"         {line}", flush=True)
-    return ok
 
 
 def cyrsync(*args, check_rc=None, timeout=600):
@@ -364,8 +352,7 @@ def main():
     finally:
         if os.environ.get("CYRUSLAB_KEEP") != "1":
             shutil.rmtree(base, ignore_errors=True)
-    print(f"snapshot: {passed} passed, {failed} failed", flush=True)
-    sys.exit(0 if failed == 0 else 1)
+    check.finish("snapshot")
 
 
 if __name__ == "__main__":

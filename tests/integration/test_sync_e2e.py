@@ -17,22 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyruslab as cl  # noqa: E402
 import cyrsync_lab as lab  # noqa: E402
 
-passed = failed = 0
-lock = threading.Lock()
+check = lab.Checks()
 
-
-def check(name, ok, detail=None):
-    global passed, failed
-    with lock:
-        if ok:
-            passed += 1
-            print(f"  ok   {name}", flush=True)
-        else:
-            failed += 1
-            print(f"  FAIL {name}", flush=True)
-            for line in (detail if isinstance(detail, list) else [str(detail)])[:30]:
-                print(f"         {line}", flush=True)
-    return ok
 
 
 def compare_step(tag, master, replica):
@@ -150,8 +136,7 @@ def main():
         finally:
             if not keep:
                 shutil.rmtree(base, ignore_errors=True)
-    print(f"sync e2e: {passed} passed, {failed} failed", flush=True)
-    sys.exit(0 if failed == 0 else 1)
+    check.finish("sync e2e")
 
 
 if __name__ == "__main__":
