@@ -3,11 +3,14 @@ CA, the replica daemon, and sync passes. Used by the demo and the integration te
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import traceback
 
 import cyruslab as cl
 
@@ -189,6 +192,20 @@ class Checks:
                 for line in (detail if isinstance(detail, list) else [str(detail)])[:30]:
                     print(f"         {line}", flush=True)
         return ok
+
+    def run(self, what, prefix, scenario, *args):
+        """Runs scenario(base, *args) in a fresh temp dir; an exception is a failed check named
+        `what`. The dir is removed afterwards unless CYRUSLAB_KEEP=1."""
+        base = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+        try:
+            scenario(base, *args)
+        except Exception:  # noqa: BLE001
+            self(what, False, traceback.format_exc().splitlines())
+        finally:
+            if os.environ.get("CYRUSLAB_KEEP") == "1":
+                print(f"kept {base}", flush=True)
+            else:
+                shutil.rmtree(base, ignore_errors=True)
 
     def finish(self, label):
         """Prints the summary line and exits 0 when every check passed, else 1."""

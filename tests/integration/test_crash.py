@@ -46,10 +46,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyruslab as cl  # noqa: E402
@@ -527,18 +524,8 @@ def scenario(base):
 
 def main():
     cl.require_environment()
-    keep = os.environ.get("CYRUSLAB_KEEP") == "1"
-    base = tempfile.mkdtemp(prefix="cscr", dir="/tmp")
     t = time.monotonic()
-    try:
-        scenario(base)
-    except Exception:
-        check("scenario ran", False, traceback.format_exc().splitlines())
-    finally:
-        if keep:
-            print(f"kept {base}", flush=True)
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+    check.run("scenario ran", "cscr", scenario)
     print(f"       took {time.monotonic() - t:.0f}s", flush=True)
     check.finish("crash")
 

@@ -14,12 +14,9 @@ refused."""
 import copy
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyruslab as cl  # noqa: E402
@@ -256,14 +253,7 @@ def main():
     for k, why in EXCLUDED.items():
         print(f"  {k}: {why}", flush=True)
     for legacy in (False, True):
-        base = tempfile.mkdtemp(prefix="csrst", dir="/tmp")
-        try:
-            scenario(base, legacy)
-        except Exception:
-            check(f"scenario (legacy_dirs={legacy}) ran", False, traceback.format_exc().splitlines())
-        finally:
-            if os.environ.get("CYRUSLAB_KEEP") != "1":
-                shutil.rmtree(base, ignore_errors=True)
+        check.run(f"scenario (legacy_dirs={legacy}) ran", "csrst", scenario, legacy)
     check.finish("restore_cyrus")
 
 

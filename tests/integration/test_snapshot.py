@@ -18,9 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyruslab as cl  # noqa: E402
@@ -344,14 +342,7 @@ def scenario(base):
 
 def main():
     cl.require_environment()
-    base = tempfile.mkdtemp(prefix="cssnap", dir="/tmp")
-    try:
-        scenario(base)
-    except Exception:
-        check("scenario ran", False, traceback.format_exc().splitlines())
-    finally:
-        if os.environ.get("CYRUSLAB_KEEP") != "1":
-            shutil.rmtree(base, ignore_errors=True)
+    check.run("scenario ran", "cssnap", scenario)
     check.finish("snapshot")
 
 

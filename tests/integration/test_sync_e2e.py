@@ -9,9 +9,6 @@ replica Cyrus; a wiped replica must be detected and rebuilt."""
 import os
 import shutil
 import sys
-import tempfile
-import threading
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyruslab as cl  # noqa: E402
@@ -126,16 +123,8 @@ def scenario(base, legacy):
 
 def main():
     cl.require_environment()
-    keep = os.environ.get("CYRUSLAB_KEEP") == "1"
     for legacy in (False, True):
-        base = tempfile.mkdtemp(prefix="cse2e", dir="/tmp")
-        try:
-            scenario(base, legacy)
-        except Exception:
-            check(f"scenario legacy={legacy} ran", False, traceback.format_exc().splitlines())
-        finally:
-            if not keep:
-                shutil.rmtree(base, ignore_errors=True)
+        check.run(f"scenario legacy={legacy} ran", "cse2e", scenario, legacy)
     check.finish("sync e2e")
 
 
