@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   s->add_flag("--full", sync.opts.full, "also compare directory listings and repair");
   s->add_option("--every", sync.every_seconds, "repeat every SECONDS");
   s->add_option("--workers", sync.opts.workers, "parallel connections");
+  s->add_option("--stat-threads", sync.opts.stat_threads, "threads that stat cyrus.* files");
   s->add_flag("--force", sync.opts.force, "override the disk-loss guard");
   s->add_option("--max-delete-share", sync.opts.max_delete_share, "guard threshold (0-1)");
 

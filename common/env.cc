@@ -4,6 +4,15 @@
 
 namespace cyrsync {
 
+std::vector<Result<FileStat>> Env::StatInDir(const std::string& dir,
+                                             std::span<const std::string> names) {
+  std::vector<Result<FileStat>> out;
+  out.reserve(names.size());
+  for (const auto& n : names) out.push_back(Stat(dir + "/" + n));
+  return out;
+}
+
+
 bool FileStat::IsDir() const { return S_ISDIR(mode); }
 bool FileStat::IsRegular() const { return S_ISREG(mode); }
 bool FileStat::IsSymlink() const { return S_ISLNK(mode); }

@@ -56,6 +56,7 @@ class WritableFile {
   virtual Status Append(std::string_view data) = 0;
   virtual Status Sync() = 0;   // fdatasync
   virtual Status Close() = 0;  // idempotent
+  virtual Status Chown(uint32_t uid, uint32_t gid) = 0;  // fchown of the open file
   virtual const std::string& path() const = 0;
 };
 
@@ -79,6 +80,11 @@ class Env {
 
   // lstat(2). kNotFound when absent.
   virtual Result<FileStat> Stat(const std::string& path) = 0;
+  // lstat(2) of several entries of one directory, in the order of names (each kNotFound when
+  // absent). Same results as Stat(dir + "/" + name) for each name; PosixEnv walks the directory's
+  // path once (O_PATH) instead of once per name. Wrappers get the per-name Stat calls.
+  virtual std::vector<Result<FileStat>> StatInDir(const std::string& dir,
+                                                  std::span<const std::string> names);
   // readdir(2) with d_type; "." and ".." are skipped. DT_UNKNOWN is resolved with lstat.
   virtual Result<std::vector<DirEntry>> ListDir(const std::string& path) = 0;
   virtual Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;

@@ -91,6 +91,10 @@ class PosixWritableFile final : public WritableFile {
     if (rc < 0) return PosixError("close " + path_, errno);
     return Status::Ok();
   }
+  Status Chown(uint32_t uid, uint32_t gid) override {
+    if (::fchown(fd_, uid, gid) < 0) return PosixError("chown " + path_, errno);
+    return Status::Ok();
+  }
   const std::string& path() const override { return path_; }
 
  private:
@@ -165,6 +169,28 @@ class PosixEnv final : public Env {
     struct stat st;
     if (::lstat(path.c_str(), &st) < 0) return PosixError("stat " + path, errno);
     return FromStat(st);
+  }
+
+  std::vector<Result<FileStat>> StatInDir(const std::string& dir,
+                                          std::span<const std::string> names) override {
+    int fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    const int open_errno = fd < 0 ? errno : 0;
+    std::vector<Result<FileStat>> out;
+    out.reserve(names.size());
+    for (const auto& n : names) {
+      struct stat st;
+      if (fd < 0) {
+        out.push_back(PosixError("stat " + dir + "/" + n, open_errno));
+      } else if (n.find('/') != std::string::npos) {
+        out.push_back(Stat(dir + "/" + n));
+      } else if (::fstatat(fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        out.push_back(PosixError("stat " + dir + "/" + n, errno));
+      } else {
+        out.push_back(FromStat(st));
+      }
+    }
+    if (fd >= 0) ::close(fd);
+    return out;
   }
 
   Result<std::vector<DirEntry>> ListDir(const std::string& path) override {

@@ -85,6 +85,40 @@ TEST(EnvTest, MissingFileIsNotFoundWithPath) {
   EXPECT_NE(r.error().message().find("/nonexistent/cyrsync/x"), std::string::npos);
 }
 
+// StatInDir gives exactly what a Stat of each joined path gives: values, kNotFound for a missing
+// name or directory, a symlink itself (not its target), and a name with a '/' in it.
+TEST(EnvTest, StatInDirMatchesStat) {
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  ASSERT_TRUE(env->MakeDir(dir.Sub("d"), 0755).ok());
+  ASSERT_TRUE(env->MakeDir(dir.Sub("d/sub"), 0755).ok());
+  ASSERT_TRUE(AtomicWriteFile(env, dir.Sub("d/a"), "aaa", {}).ok());
+  ASSERT_TRUE(AtomicWriteFile(env, dir.Sub("d/sub/b"), "bb", {}).ok());
+  ASSERT_TRUE(env->Symlink("a", dir.Sub("d/link")).ok());
+  const std::vector<std::string> names = {"a", "missing", "link", "sub/b", "sub"};
+  for (const std::string& d : {dir.Sub("d"), dir.Sub("nodir")}) {
+    auto got = env->StatInDir(d, names);
+    ASSERT_EQ(got.size(), names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto want = env->Stat(d + "/" + names[i]);
+      ASSERT_EQ(got[i].ok(), want.ok()) << d << " " << names[i];
+      if (!want.ok()) {
+        EXPECT_EQ(got[i].error().code(), want.error().code()) << names[i];
+        EXPECT_NE(got[i].error().message().find(names[i]), std::string::npos);
+        continue;
+      }
+      EXPECT_EQ(got[i]->ino, want->ino) << names[i];
+      EXPECT_EQ(got[i]->size, want->size) << names[i];
+      EXPECT_EQ(got[i]->mode, want->mode) << names[i];
+      EXPECT_EQ(got[i]->ctime_ns, want->ctime_ns) << names[i];
+    }
+  }
+  // A wrapper sees one Stat per name (syscall-budget tests count them).
+  testing::CountingEnv counting(env);
+  counting.StatInDir(dir.Sub("d"), names);
+  EXPECT_EQ(counting.Count("stat"), names.size());
+}
+
 TEST(EnvTest, SharedLocksInOneProcessCoexistAndExclusiveWaits) {
   testing::TempDir dir;
   Env* env = Env::Default();

@@ -49,9 +49,12 @@ struct Incoming {
   bool missing_any = false;
   bool moved = false;
   std::string occupant;  // another folder recorded at this directory (gone on the source)
-  // Message files received (or linked from a moved folder's old directory), staged until the
-  // folder commits: a killed or refused exchange leaves nothing in the folder's directory.
+  // Message files received (or linked from a moved folder's old directory), staged under hidden
+  // names in their folder directory until the folder commits (Store::BeginStagingIn): a refused
+  // exchange removes them, a killed daemon removes them at its next start.
   std::vector<StagedFile> messages;
+  std::string staging_note;
+  std::vector<std::string> created_dirs;  // by PrepareStaging, deepest first
   std::vector<std::string> staged_all;  // every temp file of this exchange, removed at the end
   bool split() const { return archive_abs != data_abs; }
   std::optional<FolderRow> old_row;
@@ -107,12 +110,17 @@ const StoredEntry* FindEntry(const std::vector<StoredEntry>& v, std::string_view
   return nullptr;
 }
 
-Status ListMessages(Env* env, const std::string& dir, bool archived, std::set<Loc>* out) {
-  auto ls = env->ListDir(dir);
+// The message files of dir; also removes hidden temp files an earlier daemon process left there
+// (after a power loss its staging note may be lost).
+Status ListMessages(const Store& s, const std::string& dir, bool archived, std::set<Loc>* out) {
+  auto ls = s.env()->ListDir(dir);
   if (!ls.ok()) return ls.error().code() == Code::kNotFound ? Status::Ok() : ls.error();
   for (const auto& e : *ls) {
-    if (e.type == EntryType::kFile && cyrus::IsMessageFileName(e.name)) {
+    if (e.type != EntryType::kFile) continue;
+    if (cyrus::IsMessageFileName(e.name)) {
       out->insert({static_cast<uint32_t>(std::stoul(e.name)), archived});
+    } else if (s.IsStaleStageName(e.name)) {
+      (void)s.env()->Remove(JoinPath(dir, e.name));
     }
   }
   return Status::Ok();
@@ -139,8 +147,8 @@ Status FindPresent(Store& s, Incoming& in) {
       return Status::Ok();
     }
   }
-  RETURN_IF_ERROR(ListMessages(s.env(), in.data_abs, false, &in.present));
-  if (in.split()) RETURN_IF_ERROR(ListMessages(s.env(), in.archive_abs, true, &in.present));
+  RETURN_IF_ERROR(ListMessages(s, in.data_abs, false, &in.present));
+  if (in.split()) RETURN_IF_ERROR(ListMessages(s, in.archive_abs, true, &in.present));
   return Status::Ok();
 }
 
@@ -158,15 +166,34 @@ void LinkFromOldLocation(Store& s, Incoming& in) {
   std::vector<protocol::NeedItem> still;
   for (const auto& n : in.need) {
     std::string from = JoinPath(n.archived ? *old_arch : *old_data, std::to_string(n.uid) + ".");
-    auto staged = s.NewStagePath(n.archived ? in.fb.archive_dir : in.fb.data_dir);
-    if (!staged.ok() || !s.env()->Link(from, *staged).ok()) {
+    std::string staged = s.NewStagePathIn(n.archived ? in.archive_abs : in.data_abs);
+    if (!s.env()->Link(from, staged).ok()) {
       still.push_back(n);
       continue;
     }
-    in.staged_all.push_back(*staged);
-    in.messages.push_back({*staged, MessagePath(in, n.uid, n.archived)});
+    in.staged_all.push_back(staged);
+    in.messages.push_back({staged, MessagePath(in, n.uid, n.archived)});
   }
   in.need = std::move(still);
+}
+
+// The folder's directories exist (empty until the commit) and are noted before a temp file is
+// staged in them.
+// Records the directories it creates, so that a refused exchange leaves no trace.
+Status PrepareStaging(Store& s, Incoming& in) {
+  std::vector<std::string> dirs{in.data_abs};
+  if (in.split()) dirs.push_back(in.archive_abs);
+  for (const auto& d : dirs) {
+    std::vector<std::string> missing;
+    for (std::string cur = d; !cur.empty() && cur != "/" && !s.env()->Stat(cur).ok();
+         cur = Dirname(cur)) {
+      missing.push_back(cur);
+    }
+    RETURN_IF_ERROR(s.EnsureDir(d));
+    in.created_dirs.insert(in.created_dirs.end(), missing.begin(), missing.end());
+  }
+  ASSIGN_OR_RETURN(in.staging_note, s.BeginStagingIn(dirs));
+  return Status::Ok();
 }
 
 Status ComputeNeed(Store& s, Incoming& in) {
@@ -186,6 +213,7 @@ Status ComputeNeed(Store& s, Incoming& in) {
   for (const auto& [loc, guid] : in.live) {
     if (!in.occupant.empty() || !in.present.count(loc)) in.need.push_back({loc.first, loc.second});
   }
+  if (!in.need.empty()) RETURN_IF_ERROR(PrepareStaging(s, in));
   LinkFromOldLocation(s, in);
   return Status::Ok();
 }
@@ -197,10 +225,12 @@ Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
   if (!wanted.count(loc)) {
     return CorruptionError("protocol error: message " + std::to_string(mp.uid) + " not requested");
   }
-  WirePath dir = mp.archived ? in.fb.archive_dir : in.fb.data_dir;
-  ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(dir));
+  std::string staged = s.NewStagePathIn(mp.archived ? in.archive_abs : in.data_abs);
   in.staged_all.push_back(staged);
   ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
+  if (s.options().owner.set) {
+    RETURN_IF_ERROR(wf->Chown(s.options().owner.uid, s.options().owner.gid));
+  }
   FileSink sink(std::move(wf));
   ASSIGN_OR_RETURN(uint64_t got, protocol::ReceiveBody(t, sink, s.options().max_file_size));
   if (mp.size != 0 && got != mp.size) {
@@ -208,9 +238,6 @@ Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
                            std::to_string(mp.size) + " bytes, sent " + std::to_string(got));
   }
   RETURN_IF_ERROR(sink.Finish());
-  if (s.options().owner.set) {
-    RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));
-  }
   std::string guid = in.live[loc];
   if (guid != std::string(40, '0') && sink.Sha1HexDigest() != guid) {
     s.log().warn("message content does not match its GUID mailbox={} uid={}", in.fb.intname,
@@ -261,7 +288,7 @@ void RemoveOldLocation(Store& s, const Incoming& in) {
     auto abs = s.Resolve(dir, Store::Target::kDir);
     if (!abs.ok()) continue;
     std::set<Loc> files;
-    (void)ListMessages(s.env(), *abs, false, &files);
+    (void)ListMessages(s, *abs, false, &files);
     for (const auto& [uid, a] : files) RemoveQuietly(s.env(), JoinPath(*abs, std::to_string(uid) + "."));
     (void)s.env()->RemoveDir(*abs);
   }
@@ -396,8 +423,11 @@ Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
   Status st = Exchange(t, s, in);
   if (!st.ok()) {
     for (const auto& p : in.staged_all) RemoveQuietly(s.env(), p);  // installed ones are gone
+    for (const auto& d : in.created_dirs) (void)s.env()->RemoveDir(d);  // stays if not empty
+    s.EndStaging(in.staging_note);
     return st;
   }
+  s.EndStaging(in.staging_note);
   if (!in.occupant.empty()) RETURN_IF_ERROR(s.manifest().RemoveFolder(in.occupant));
   RETURN_IF_ERROR(RecordFolder(s, in));
   RemoveGoneMessages(s, in);

@@ -117,20 +117,22 @@ Status ServeSession(Transport& t, Store& store) {
 }
 
 // Sends every manifest entry whose installed copy is still on disk unchanged; drops the others,
-// so a wiped, replaced or restored replica is re-synced instead of trusted.
+// so a wiped, replaced or restored replica is re-synced instead of trusted. The lstats run on
+// several threads (a cold cache makes each one a disk read).
 Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(std::string owner, protocol::DecodeString(f.payload));
   std::vector<StoredEntry> all;
   RETURN_IF_ERROR(s.manifest().ForEach(owner, [&](const StoredEntry& e) { all.push_back(e); }));
+  const std::vector<char> installed = s.StillInstalled(all, s.options().stat_threads);
   std::vector<protocol::WirePath> stale;
   std::vector<protocol::ManifestEntry> chunk;
   uint64_t sent = 0;
-  for (const auto& e : all) {
-    if (!s.StillInstalled(e)) {
-      stale.push_back(e.entry.path);
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!installed[i]) {
+      stale.push_back(all[i].entry.path);
       continue;
     }
-    chunk.push_back(e.entry);
+    chunk.push_back(std::move(all[i].entry));
     if (chunk.size() == kManifestChunkEntries) {
       RETURN_IF_ERROR(t.Send(protocol::kManifestChunk, protocol::EncodeManifestChunk(chunk)));
       sent += chunk.size();

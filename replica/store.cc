@@ -6,11 +6,14 @@
 #include <set>
 
 #include "common/hash.h"
+#include "common/parallel.h"
 
 namespace cyrsync::replica {
 namespace {
 
 constexpr const char* kStageDirName = ".cyrsync-tmp";
+constexpr std::string_view kInDirStagePrefix = ".cyrsync-";
+constexpr std::string_view kStagingNotePrefix = "staging-";
 
 protocol::StatTuple ToTuple(const FileStat& st) {
   return {st.size, st.mtime_ns, st.ctime_ns, st.ino};
@@ -112,7 +115,63 @@ Status Store::CleanStaging() {
     if (!ls.ok()) continue;
     for (const auto& e : *ls) (void)env_->Remove(JoinPath(stage, e.name));
   }
+  return CleanStagingNotes();
+}
+
+// Runs after RecoverJournals: a temp file a journal named has been renamed by now, so every
+// hidden temp file still in a noted directory belongs to an exchange that never installed.
+Status Store::CleanStagingNotes() {
+  ASSIGN_OR_RETURN(auto entries, env_->ListDir(opts_.state_dir));
+  for (const auto& e : entries) {
+    if (e.name.rfind(kStagingNotePrefix, 0) != 0) continue;
+    const std::string note = JoinPath(opts_.state_dir, e.name);
+    auto text = ReadFileToString(env_, note);
+    const std::string dirs = text.ok() ? *text : std::string();
+    size_t removed = 0;
+    for (std::string_view rest = dirs; !rest.empty();) {
+      size_t nl = rest.find('\n');
+      std::string dir(rest.substr(0, nl));
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      auto ls = dir.empty() ? Result<std::vector<DirEntry>>(std::vector<DirEntry>{})
+                            : env_->ListDir(dir);
+      if (!ls.ok()) continue;
+      for (const auto& f : *ls) {
+        if (f.type != EntryType::kFile || f.name.rfind(kInDirStagePrefix, 0) != 0) continue;
+        removed += env_->Remove(JoinPath(dir, f.name)).ok();
+      }
+    }
+    log_->warn("staging note of an interrupted exchange cleaned note={} temp_files_removed={}",
+               note, removed);
+    RETURN_IF_ERROR(env_->Remove(note));
+  }
   return Status::Ok();
+}
+
+Result<std::string> Store::BeginStagingIn(const std::vector<std::string>& abs_dirs) {
+  std::string text;
+  for (const auto& d : abs_dirs) text += d + "\n";
+  const std::string note = JoinPath(
+      opts_.state_dir, std::string(kStagingNotePrefix) + pid_ + "-" + std::to_string(++seq_));
+  // No fsync: the note guards against a killed process; after a power loss a hidden temp file
+  // may survive, and the next readdir of its folder (a --full pass) removes it.
+  ASSIGN_OR_RETURN(auto f, env_->NewWritable(note, 0600));
+  RETURN_IF_ERROR(f->Append(text));
+  RETURN_IF_ERROR(f->Close());
+  return note;
+}
+
+void Store::EndStaging(const std::string& note) {
+  if (!note.empty()) (void)env_->Remove(note);
+}
+
+std::string Store::NewStagePathIn(const std::string& abs_dir) {
+  return JoinPath(abs_dir, std::string(kInDirStagePrefix) + pid_ + "-" + std::to_string(++seq_));
+}
+
+bool Store::IsStaleStageName(std::string_view name) const {
+  if (name.rfind(kInDirStagePrefix, 0) != 0) return false;
+  std::string_view rest = name.substr(kInDirStagePrefix.size());
+  return !(rest.size() > pid_.size() && rest.rfind(pid_, 0) == 0 && rest[pid_.size()] == '-');
 }
 
 bool Store::CyrusRunning() const {
@@ -240,6 +299,56 @@ bool Store::StillInstalled(const StoredEntry& e) const {
   auto abs = Result<std::string>(JoinPath(*root, e.entry.path.rel));
   auto st = LocalStat(*abs);
   return st.ok() && *st == e.local;
+}
+
+namespace {
+
+std::string_view RelDir(std::string_view rel) {
+  size_t slash = rel.rfind('/');
+  return slash == std::string_view::npos ? std::string_view() : rel.substr(0, slash);
+}
+
+// [begin, end) ranges of consecutive entries in one directory.
+std::vector<std::pair<size_t, size_t>> DirectoryRuns(std::span<const StoredEntry> entries) {
+  std::vector<std::pair<size_t, size_t>> runs;
+  for (size_t i = 0; i < entries.size();) {
+    const auto& p = entries[i].entry.path;
+    size_t j = i + 1;
+    while (j < entries.size() && entries[j].entry.path.root == p.root &&
+           RelDir(entries[j].entry.path.rel) == RelDir(p.rel)) {
+      ++j;
+    }
+    runs.emplace_back(i, j);
+    i = j;
+  }
+  return runs;
+}
+
+}  // namespace
+
+std::vector<char> Store::StillInstalled(std::span<const StoredEntry> entries, int threads) const {
+  std::vector<char> ok(entries.size(), 0);
+  const auto runs = DirectoryRuns(entries);
+  ParallelFor(runs.size(), threads, [&](size_t r) {
+    auto [begin, end] = runs[r];
+    const auto& first = entries[begin].entry.path;
+    auto root = conf_.RootDir(first.root);
+    if (!root.ok()) return;
+    std::string_view dir = RelDir(first.rel);
+    std::vector<size_t> which;
+    std::vector<std::string> names;
+    for (size_t i = begin; i < end; ++i) {
+      const auto& rel = entries[i].entry.path.rel;
+      if (!CheckRel(rel).ok()) continue;
+      which.push_back(i);
+      names.push_back(dir.empty() ? rel : rel.substr(dir.size() + 1));
+    }
+    auto st = env_->StatInDir(dir.empty() ? *root : JoinPath(*root, std::string(dir)), names);
+    for (size_t k = 0; k < which.size(); ++k) {
+      ok[which[k]] = st[k].ok() && ToTuple(*st[k]) == entries[which[k]].local;
+    }
+  }, 8);
+  return ok;
 }
 
 Store::Installed Store::OpenInstalled(const protocol::WirePath& path) {

@@ -40,6 +40,8 @@ struct StoreOptions {
   // running Cyrus, registered and checked with its tools.
   bool allow_restore = false;
   cyrus::CyrusTools tools;
+  // Threads that check the manifest against the disk (one lstat per entry) for each GET_MANIFEST.
+  int stat_threads = 8;
 };
 
 struct StagedFile {
@@ -85,6 +87,19 @@ class Store {
   // A fresh temp path in the staging directory of the root that holds `final_path`.
   Result<std::string> NewStagePath(const protocol::WirePath& final_path);
 
+  // Message files are staged inside their own folder directory under a hidden name
+  // (".cyrsync-<pid>-<n>", which neither Cyrus nor a spool walk takes for a message), so that
+  // installing them is a rename within one directory: no filesystem-wide rename lock, no huge
+  // shared staging directory. While an exchange stages there, a note in the state directory
+  // names its directories; a daemon killed mid-exchange removes their hidden temp files at its
+  // next start (Open), and the note is removed when the exchange ends either way.
+  Result<std::string> BeginStagingIn(const std::vector<std::string>& abs_dirs);
+  void EndStaging(const std::string& note);
+  // A fresh hidden temp path in abs_dir. REQUIRES: abs_dir is covered by a BeginStagingIn note.
+  std::string NewStagePathIn(const std::string& abs_dir);
+  // A hidden temp file left in a folder directory by an earlier daemon process.
+  bool IsStaleStageName(std::string_view name) const;
+
   // Durability point. syncfs of the stage directories' filesystems (the staged files are
   // written without fsync), then a journal naming them (fdatasync'ed, with its directory),
   // then renames every staged file over its destination in order; fsyncs the destination
@@ -96,6 +111,9 @@ class Store {
   Result<protocol::StatTuple> LocalStat(const std::string& abs) const;
   // True when the manifest entry's local copy is still exactly what was installed.
   bool StillInstalled(const StoredEntry& e) const;
+  // StillInstalled for many entries (1 = still installed), on up to `threads` threads; entries of
+  // one directory that are next to each other (the manifest's path order) share one path walk.
+  std::vector<char> StillInstalled(std::span<const StoredEntry> entries, int threads) const;
   // The installed copy of path, open for reading, when the manifest says it is still exactly
   // what was installed (a librsync basis); nullptr otherwise.
   struct Installed {
@@ -113,6 +131,7 @@ class Store {
   // One syncfs per filesystem holding any of dirs.
   Status SyncFilesystems(const std::set<std::string>& dirs);
   Status CleanStaging();
+  Status CleanStagingNotes();
 
   Env* env_;
   const cyrus::ImapdConf& conf_;

@@ -172,5 +172,41 @@ TEST_F(ReplicaStoreRecoveryTest, StagedDataIsDurableBeforeTheJournalNamesIt) {
   EXPECT_EQ(ReadFile(final_index_), "new-index");
 }
 
+// A daemon killed while an exchange staged message files in a folder directory: the hidden temp
+// files its note names are removed at the next start, after the journals were rolled forward
+// (a journaled temp file is installed, not removed); message files stay.
+TEST_F(ReplicaStoreRecoveryTest, StagingNoteOfAKilledExchangeIsCleaned) {
+  const std::string dir = Spool("user/bob");
+  WriteFile(dir + "/1.", "message one");
+  WriteFile(dir + "/.cyrsync-999-7", "half a message");
+  WriteFile(dir + "/.cyrsync-999-8", "journaled message");
+  WriteFile(Spool("user/other.cyrsync-999-9"), "not in a noted directory");
+  WriteFile(journal_, EncodeJournal({{dir + "/.cyrsync-999-8", dir + "/2."}}));
+  const std::string note = opts_.state_dir + "/staging-999-6";
+  WriteFile(note, dir + "\n" + Spool("user/gone") + "\n");
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  EXPECT_FALSE(Exists(dir + "/.cyrsync-999-7"));
+  EXPECT_EQ(ReadFile(dir + "/2."), "journaled message");
+  EXPECT_EQ(ReadFile(dir + "/1."), "message one");
+  EXPECT_TRUE(Exists(Spool("user/other.cyrsync-999-9")));
+  EXPECT_FALSE(Exists(note));
+}
+
+TEST_F(ReplicaStoreRecoveryTest, StagingNotesComeAndGoWithTheExchange) {
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  auto note = store_->BeginStagingIn({Spool("user/bob")});
+  ASSERT_TRUE(note.ok()) << note.status().ToString();
+  EXPECT_EQ(ReadFile(*note), Spool("user/bob") + "\n");
+  const std::string tmp = store_->NewStagePathIn(Spool("user/bob"));
+  EXPECT_EQ(Dirname(tmp), Spool("user/bob"));
+  EXPECT_EQ(Basename(tmp).rfind(".cyrsync-", 0), 0u);
+  EXPECT_FALSE(store_->IsStaleStageName(Basename(tmp)));   // ours
+  EXPECT_TRUE(store_->IsStaleStageName(".cyrsync-1-5"));  // pid 1 is never a daemon
+  EXPECT_FALSE(store_->IsStaleStageName("12."));
+  EXPECT_FALSE(store_->IsStaleStageName("cyrus.index"));
+  store_->EndStaging(*note);
+  EXPECT_FALSE(Exists(*note));
+}
+
 }  // namespace
 }  // namespace cyrsync::replica

@@ -43,6 +43,16 @@ SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f) 
   SourceStats s;
   s.index_path = ToWire(f.index);
   s.header_path = ToWire(f.header);
+  auto index = cyrus::Resolve(conf, f.index);
+  auto header = cyrus::Resolve(conf, f.header);
+  if (index.ok() && header.ok() && Dirname(*index) == Dirname(*header)) {
+    // The usual layout: both in the folder's meta directory, one path walk for the two.
+    const std::string names[] = {Basename(*index), Basename(*header)};
+    auto st = env->StatInDir(Dirname(*index), names);
+    if (st[0].ok()) s.index = ToTuple(*st[0]);
+    if (s.index && st[1].ok()) s.header = ToTuple(*st[1]);
+    return s;
+  }
   s.index = StatSource(env, conf, f.index);
   if (s.index) s.header = StatSource(env, conf, f.header);
   return s;

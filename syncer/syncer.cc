@@ -3,9 +3,11 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include "common/parallel.h"
 #include "cyrus/mboxlist.h"
 #include "syncer/folder_sync.h"
 #include "syncer/guard.h"
@@ -77,14 +79,24 @@ struct Scanned {
   SourceStats st;
 };
 
+// The stats run on opts.stat_threads threads: warm they are cheap either way, cold each one may
+// wait for an inode read, and several in flight let the disk serve them together.
 std::vector<Scanned> ScanSource(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
                                 const std::vector<cyrus::MailboxEntry>& mailboxes) {
-  std::vector<Scanned> out;
+  std::vector<const cyrus::MailboxEntry*> real;
   for (const auto& mb : mailboxes) {
-    if (!mb.IsReal()) continue;
-    Folder f = DescribeFolder(conf, mb);
-    if (!Selected(opts, f)) continue;
-    out.push_back({&mb, f.key, f.owner, StatFolder(env, conf, f)});
+    if (mb.IsReal()) real.push_back(&mb);
+  }
+  std::vector<std::optional<Scanned>> slots(real.size());
+  ParallelFor(real.size(), opts.stat_threads, [&](size_t i) {
+    Folder f = DescribeFolder(conf, *real[i]);
+    if (!Selected(opts, f)) return;
+    slots[i] = Scanned{real[i], f.key, f.owner, StatFolder(env, conf, f)};
+  });
+  std::vector<Scanned> out;
+  out.reserve(slots.size());
+  for (auto& s : slots) {
+    if (s) out.push_back(std::move(*s));
   }
   return out;
 }
@@ -196,16 +208,24 @@ void RunWorkers(const std::vector<Work>& work, int n, const Connector& connect,
 
 Result<PassStats> Syncer::RunPass() {
   PassStats stats;
+  const uint64_t t0 = env_->NowNanos();
+  auto phase = [&](const char* what) {
+    log_->debug("pass phase={} ms={:.2f}", what, (env_->NowNanos() - t0) / 1e6);
+  };
   RETURN_IF_ERROR(CheckSourceRoots(env_, conf_, opts_));
   ASSIGN_OR_RETURN(auto primary, connect_());
   ASSIGN_OR_RETURN(stats.replica_instance, Handshake(*primary));
+  phase("connected");
   // The replica checks and sends its manifest while this side reads mailboxes.db and stats the
   // folders: the two halves of an unchanged pass overlap.
   auto manifest = std::async(std::launch::async, [&] { return FetchManifest(*primary); });
   auto mailboxes = cyrus::LoadMailboxList(env_, conf_);
   std::vector<Scanned> scanned;
+  phase("mailboxes");
   if (mailboxes.ok()) scanned = ScanSource(env_, conf_, opts_, *mailboxes);
+  phase("scanned");
   Result<ReplicaView> fetched = manifest.get();
+  phase("manifest");
   RETURN_IF_ERROR(mailboxes.status());
   ASSIGN_OR_RETURN(ReplicaView view, std::move(fetched));
   Plan plan = MakePlan(env_, conf_, opts_, scanned, view);
@@ -231,6 +251,7 @@ Result<PassStats> Syncer::RunPass() {
   std::set<std::string> users = plan.users;
   auto files = ListServerFiles(ctx, *mailboxes, users, opts_.all);
   ASSIGN_OR_RETURN(auto sf, SyncServerFiles(*primary, ctx, files, view, users, opts_.all));
+  phase("server_files");
   stats.server_files_copied = sf.copied;
   stats.server_files_removed = sf.removed;
   for (const auto& key : plan.to_delete) {
@@ -247,6 +268,7 @@ Result<PassStats> Syncer::RunPass() {
     RETURN_IF_ERROR(primary->Send(protocol::kPassDone, protocol::Encode(done)));
     RETURN_IF_ERROR(protocol::ExpectOk(*primary));
   }
+  phase("pass_done");
   if (opts_.full && opts_.all) stats.folders_unlisted = ReportUnlistedFolders(env_, conf_, plan.folders, *log_);
   primary->Close();
   return stats;

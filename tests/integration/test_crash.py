@@ -188,6 +188,16 @@ def stage_leftovers(inst):
         return 0
 
 
+def hidden_temps(inst):
+    """Hidden temp files (".cyrsync-<pid>-<n>") in folder directories: message files staged by an
+    exchange that never installed. The root staging directory is not counted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(inst.spool):
+        dirnames[:] = [n for n in dirnames if n != ".cyrsync-tmp"]
+        out += [os.path.join(dirpath, n) for n in filenames if n.startswith(".cyrsync-")]
+    return out
+
+
 def sync_until_ok(src, daemon, tries=3):
     outs = []
     for i in range(tries):
@@ -483,8 +493,13 @@ def daemon_kill_round(lb, master, d_oracle, victim, d, k, frac, tag):
          f"after {delay:.3f}s ({'while it ran' if running else 'the pass had already ended'}); "
          f"syncer rc={p.returncode}")
     check(f"{tag}: the syncer terminates after the daemon died", ended, tail(log_path))
+    left = hidden_temps(victim)
     rc, rout = lab.recover(victim)
     check(f"{tag}: cyrsync recover exits 0", rc == 0, rout.splitlines())
+    after = hidden_temps(victim)
+    note(f"{tag}: hidden temp files in folder directories after the kill: {len(left)}, after "
+         f"recover: {len(after)}")
+    check(f"{tag}: recover removes the killed exchange's hidden temp files", after == [], after)
     if "rolled forward" in rout:
         note(f"{tag}: recover rolled an install journal forward")
     check_kill_findings(tag, victim, log_path)
