@@ -156,6 +156,52 @@ Result<MessageFetch> DecodeMessageFetch(std::string_view p) {
   RETURN_IF_ERROR(r.ExpectEnd());
   return m;
 }
+std::string Encode(const FolderCheck& m) {
+  PayloadWriter w;
+  w.PutU32(static_cast<uint32_t>(m.folders.size()));
+  for (const auto& f : m.folders) {
+    w.PutString(f.folder_key);
+    Put(w, f.data_dir);
+    Put(w, f.archive_dir);
+  }
+  return w.Take();
+}
+Result<FolderCheck> DecodeFolderCheck(std::string_view p) {
+  PayloadReader r(p);
+  FolderCheck m;
+  ASSIGN_OR_RETURN(uint32_t n, r.U32());
+  if (n > kMaxFoldersPerCheck) {
+    return CorruptionError("FOLDER_CHECK of " + std::to_string(n) + " folders exceeds " +
+                           std::to_string(kMaxFoldersPerCheck));
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    CheckedFolder f;
+    ASSIGN_OR_RETURN(f.folder_key, r.String(1024));
+    ASSIGN_OR_RETURN(f.data_dir, GetPath(r));
+    ASSIGN_OR_RETURN(f.archive_dir, GetPath(r));
+    m.folders.push_back(std::move(f));
+  }
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
+std::string Encode(const FolderCheckResult& m) {
+  PayloadWriter w;
+  w.PutU32(static_cast<uint32_t>(m.needs_exchange.size()));
+  for (const auto& k : m.needs_exchange) w.PutString(k);
+  return w.Take();
+}
+Result<FolderCheckResult> DecodeFolderCheckResult(std::string_view p) {
+  PayloadReader r(p);
+  FolderCheckResult m;
+  ASSIGN_OR_RETURN(uint32_t n, r.U32());
+  if (n > kMaxFoldersPerCheck) return CorruptionError("FOLDER_CHECK_RESULT list too long");
+  for (uint32_t i = 0; i < n; ++i) {
+    ASSIGN_OR_RETURN(std::string k, r.String(1024));
+    m.needs_exchange.push_back(std::move(k));
+  }
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
 std::string Encode(const MessagesFetch& m) {
   PayloadWriter w;
   w.PutString(m.folder_key);

@@ -28,6 +28,8 @@ enum MsgType : uint16_t {
   kMessageMissing = 23,
   kFolderCommit = 24,
   kFolderDelete = 25,
+  kFolderCheck = 26,
+  kFolderCheckResult = 27,
   kFilePut = 30,
   kFileRemove = 31,
   kGetSignature = 32,
@@ -165,6 +167,22 @@ struct MessagesFetch {
   std::vector<std::pair<uint32_t, bool>> messages;  // (uid, archived)
 };
 
+// --full: several unchanged folders checked in one round trip. The replica compares each one's
+// directories with its installed cyrus.index and answers with the keys that need a full
+// FOLDER_BEGIN exchange (files missing, or anything it cannot tell).
+inline constexpr size_t kMaxFoldersPerCheck = 1024;
+struct CheckedFolder {
+  std::string folder_key;
+  WirePath data_dir;
+  WirePath archive_dir;
+};
+struct FolderCheck {
+  std::vector<CheckedFolder> folders;
+};
+struct FolderCheckResult {
+  std::vector<std::string> needs_exchange;  // folder keys, a subset of the request's
+};
+
 struct PassDone {
   std::vector<std::string> users;  // empty: every user
   int64_t time = 0;
@@ -194,6 +212,10 @@ std::string Encode(const MessageFetch& m);
 std::string Encode(const PassDone& m);
 std::string Encode(const RestoreDone& m);
 std::string Encode(const MessagesFetch& m);
+std::string Encode(const FolderCheck& m);
+std::string Encode(const FolderCheckResult& m);
+Result<FolderCheck> DecodeFolderCheck(std::string_view p);
+Result<FolderCheckResult> DecodeFolderCheckResult(std::string_view p);
 Result<UserState> DecodeUserState(std::string_view p);
 Result<StateFile> DecodeStateFile(std::string_view p);
 Result<MessageFetch> DecodeMessageFetch(std::string_view p);

@@ -93,5 +93,35 @@ TEST(MessagesRoundTripTest, MessagesFetchCountIsBounded) {
   EXPECT_TRUE(DecodeMessagesFetch(Encode(m)).ok());
 }
 
+TEST(MessagesGoldenTest, FolderCheckAndResult) {
+  // u32 n, n x (str folder_key, rooted path data_dir, rooted path archive_dir)
+  FolderCheck c{{{"k", {"p", "d"}, {"q", "e"}}}};
+  EXPECT_EQ(Hex(Encode(c)), "00000001" "000000016b" "0000000170" "0000000164" "0000000171"
+                            "0000000165");
+  // u32 n, n x str folder_key
+  EXPECT_EQ(Hex(Encode(FolderCheckResult{{"ab", "c"}})), "00000002" "000000026162" "0000000163");
+}
+
+TEST(MessagesRoundTripTest, FolderCheckRoundTripsAndIsBounded) {
+  FolderCheck c;
+  for (size_t i = 0; i < kMaxFoldersPerCheck; ++i) {
+    c.folders.push_back({"key" + std::to_string(i), {"partition-default", "user/x"}, {"a", "b"}});
+  }
+  auto back = DecodeFolderCheck(Encode(c));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->folders.size(), c.folders.size());
+  EXPECT_EQ(back->folders[7].folder_key, "key7");
+  EXPECT_EQ(back->folders[7].data_dir, c.folders[7].data_dir);
+  EXPECT_EQ(back->folders[7].archive_dir, c.folders[7].archive_dir);
+  c.folders.push_back(c.folders[0]);
+  EXPECT_EQ(DecodeFolderCheck(Encode(c)).status().code(), Code::kCorruption);
+  const std::string r = Encode(FolderCheckResult{{"x", "y"}});
+  auto rb = DecodeFolderCheckResult(r);
+  ASSERT_TRUE(rb.ok());
+  EXPECT_EQ(rb->needs_exchange, (std::vector<std::string>{"x", "y"}));
+  EXPECT_FALSE(DecodeFolderCheckResult(r + "x").ok());
+  EXPECT_FALSE(DecodeFolderCheckResult(r.substr(0, r.size() - 1)).ok());
+}
+
 }  // namespace
 }  // namespace cyrsync::protocol

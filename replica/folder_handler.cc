@@ -196,7 +196,9 @@ Status PrepareStaging(Store& s, Incoming& in) {
   return Status::Ok();
 }
 
-Status ComputeNeed(Store& s, Incoming& in) {
+// The messages the folder's index (the new one, or for a check the installed one) names and its
+// directories lack.
+Status ComputeMissing(Store& s, Incoming& in) {
   if (in.meta.empty()) {
     // Check only: the installed index is the source's current one.
     const StoredEntry* idx = FindEntry(in.old_entries, "cyrus.index");
@@ -213,6 +215,11 @@ Status ComputeNeed(Store& s, Incoming& in) {
   for (const auto& [loc, guid] : in.live) {
     if (!in.occupant.empty() || !in.present.count(loc)) in.need.push_back({loc.first, loc.second});
   }
+  return Status::Ok();
+}
+
+Status ComputeNeed(Store& s, Incoming& in) {
+  RETURN_IF_ERROR(ComputeMissing(s, in));
   if (!in.need.empty()) RETURN_IF_ERROR(PrepareStaging(s, in));
   LinkFromOldLocation(s, in);
   return Status::Ok();
@@ -402,14 +409,15 @@ Status Exchange(Transport& t, Store& s, Incoming& in) {
   return CommitFolder(s, in);
 }
 
-}  // namespace
-
-Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
-  Incoming in;
-  ASSIGN_OR_RETURN(in.fb, protocol::DecodeFolderBegin(f.payload));
-  RETURN_IF_ERROR(s.CheckCyrusStopped());
+// What the replica holds for in.fb's folder: its directories (checked), manifest rows, and
+// whether another folder occupies its directory or it moved.
+Status LoadIncoming(Store& s, Incoming& in) {
   ASSIGN_OR_RETURN(in.data_abs, s.Resolve(in.fb.data_dir, Store::Target::kDir));
-  ASSIGN_OR_RETURN(in.archive_abs, s.Resolve(in.fb.archive_dir, Store::Target::kDir));
+  if (in.fb.archive_dir == in.fb.data_dir) {
+    in.archive_abs = in.data_abs;
+  } else {
+    ASSIGN_OR_RETURN(in.archive_abs, s.Resolve(in.fb.archive_dir, Store::Target::kDir));
+  }
   ASSIGN_OR_RETURN(in.old_row, s.manifest().GetFolder(in.fb.folder_key));
   ASSIGN_OR_RETURN(in.old_entries, s.manifest().FolderEntries(in.fb.folder_key));
   // Another folder recorded at this directory is gone (deleted and re-created under the same
@@ -420,6 +428,40 @@ Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
   if (occupant && occupant->folder_key != in.fb.folder_key) in.occupant = occupant->folder_key;
   in.moved = in.old_row && !(in.old_row->data_dir == in.fb.data_dir &&
                              in.old_row->archive_dir == in.fb.archive_dir);
+  return Status::Ok();
+}
+
+// An unchanged folder (--full) is whole when its installed index is still what was installed,
+// nothing else occupies or left its directory, and every message that index names is there.
+// Directories outside the roots are an error (a hostile or broken peer), as in FOLDER_BEGIN.
+Result<bool> CheckedWhole(Store& s, const protocol::CheckedFolder& c) {
+  Incoming in;
+  in.fb.folder_key = c.folder_key;
+  in.fb.intname = c.folder_key;
+  in.fb.data_dir = c.data_dir;
+  in.fb.archive_dir = c.archive_dir;
+  in.fb.full = true;
+  Status loaded = LoadIncoming(s, in);
+  if (loaded.code() == Code::kInvalidArgument) return loaded;
+  if (!loaded.ok() || !in.old_row || in.moved || !in.occupant.empty()) return false;
+  return ComputeMissing(s, in).ok() && in.need.empty();
+}
+
+}  // namespace
+
+Status HandleFolderCheck(Transport& t, Store& s, const Frame& f) {
+  ASSIGN_OR_RETURN(auto check, protocol::DecodeFolderCheck(f.payload));
+  protocol::FolderCheckResult result;
+  for (const auto& c : check.folders) {
+    ASSIGN_OR_RETURN(bool whole, CheckedWhole(s, c));
+    if (!whole) result.needs_exchange.push_back(c.folder_key);
+  }
+  return t.Send(protocol::kFolderCheckResult, protocol::Encode(result));
+}
+
+namespace {
+
+Status ExchangeAndInstall(Transport& t, Store& s, Incoming& in) {
   Status st = Exchange(t, s, in);
   if (!st.ok()) {
     for (const auto& p : in.staged_all) RemoveQuietly(s.env(), p);  // installed ones are gone
@@ -436,6 +478,16 @@ Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
   s.log().debug("folder installed mailbox={} messages_received={} missing={}", in.fb.intname,
                 in.need.size(), in.missing_any);
   return t.Send(protocol::kOk, "");
+}
+
+}  // namespace
+
+Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
+  Incoming in;
+  ASSIGN_OR_RETURN(in.fb, protocol::DecodeFolderBegin(f.payload));
+  RETURN_IF_ERROR(s.CheckCyrusStopped());
+  RETURN_IF_ERROR(LoadIncoming(s, in));
+  return ExchangeAndInstall(t, s, in);
 }
 
 Status HandleFolderDelete(Transport& t, Store& s, const Frame& f) {

@@ -24,6 +24,7 @@ const std::map<uint16_t, Route>& Routes() {
       {protocol::kGetManifest, {&HandleGetManifest, Mode::kSync}},
       {protocol::kFolderBegin, {&HandleFolderBegin, Mode::kSync}},
       {protocol::kFolderDelete, {&HandleFolderDelete, Mode::kSync}},
+      {protocol::kFolderCheck, {&HandleFolderCheck, Mode::kSync}},
       {protocol::kFilePut, {&HandleFilePut, Mode::kSync}},
       {protocol::kFileRemove, {&HandleFileRemove, Mode::kSync}},
       {protocol::kGetSignature, {&HandleGetSignature, Mode::kSync}},

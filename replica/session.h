@@ -18,6 +18,8 @@ Status HandleGetManifest(protocol::Transport& t, Store& s, const protocol::Frame
 Status HandleRestoreBegin(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFolderBegin(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFolderDelete(protocol::Transport& t, Store& s, const protocol::Frame& f);
+// --full: a batch of unchanged folders checked against their installed index in one round trip.
+Status HandleFolderCheck(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFilePut(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleFileRemove(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleGetSignature(protocol::Transport& t, Store& s, const protocol::Frame& f);

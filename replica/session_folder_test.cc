@@ -231,5 +231,48 @@ TEST_F(ReplicaFolderTest, MessageMissingMarksMetadataUnsettled) {
   for (const auto& e : *m) EXPECT_TRUE(e.unsettled) << e.path.rel;
 }
 
+// --full's batched check: a folder whose installed index names a file the directory lost, a
+// folder the replica never installed, and an intact one; only the first two need an exchange,
+// and the check changes nothing but stale hidden temp files of another process.
+TEST_F(ReplicaFolderTest, FolderCheckReportsOnlyIncompleteFolders) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  TestFolder other = MakeFolder("uuid-carol", "user/carol", {{1, "carol one"}}, "carol");
+  ASSERT_TRUE(InstallFolder(p, other, {{1, "carol one"}}).ok());
+  WriteFile(Spool("user/carol/.cyrsync-1-3"), "left by a dead process");
+  WriteFile(Spool("user/carol/.cyrsync-keep"), "not a temp file name of ours");
+  auto check = [&](std::vector<protocol::CheckedFolder> folders) {
+    p.Send(protocol::kFolderCheck, protocol::Encode(protocol::FolderCheck{std::move(folders)}));
+    auto f = p.RecvExpect(protocol::kFolderCheckResult);
+    EXPECT_TRUE(f.ok()) << f.status().ToString();
+    auto r = protocol::DecodeFolderCheckResult(f.ok() ? f->payload : "");
+    return r.ok() ? r->needs_exchange : std::vector<std::string>{"<undecodable>"};
+  };
+  const protocol::CheckedFolder bob{kKey, first_.fb.data_dir, first_.fb.archive_dir};
+  const protocol::CheckedFolder carol{"uuid-carol", other.fb.data_dir, other.fb.archive_dir};
+  const protocol::CheckedFolder never{"uuid-never", {"partition-default", "user/dave"},
+                                     {"partition-default", "user/dave"}};
+  EXPECT_EQ(check({bob, carol, never}), (std::vector<std::string>{"uuid-never"}));
+  EXPECT_FALSE(Exists(Spool("user/carol/.cyrsync-1-3")));
+  EXPECT_TRUE(Exists(Spool("user/carol/.cyrsync-keep")));
+  fs::remove(Spool(kDir + "/2."));
+  const Snapshot before = Snap();
+  EXPECT_EQ(check({bob, carol}), (std::vector<std::string>{kKey}));
+  EXPECT_EQ(DiffSnapshots(before, Snap()), "");
+  // The session goes on: the folder is repaired by a check-only exchange.
+  protocol::FolderBegin fb = first_.fb;
+  fb.full = true;
+  fb.files.clear();
+  p.Send(protocol::kFolderBegin, protocol::Encode(fb));
+  auto need = RecvNeed(p);
+  ASSERT_TRUE(need.ok()) << need.status().ToString();
+  EXPECT_EQ(NeedUids(*need), (std::vector<uint32_t>{2}));
+  SendMessage(p, 2, TwoMessages()[1].body);
+  ASSERT_TRUE(Commit(p).ok());
+  EXPECT_EQ(ReadFile(Spool(kDir + "/2.")), TwoMessages()[1].body);
+  EXPECT_EQ(check({bob, carol}), std::vector<std::string>{});
+  EXPECT_TRUE(EndSession().ok());
+}
+
 }  // namespace
 }  // namespace cyrsync::replica

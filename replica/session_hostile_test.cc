@@ -311,6 +311,19 @@ std::vector<HostileCase> Cases() {
   add("FolderDeleteBadBool", [](Peer& p, const Paths&) {
     p.Send(protocol::kFolderDelete, protocol::EncodeString("uuid-alice") + "\x07");
   });
+  auto folder_check = [](std::vector<protocol::CheckedFolder> folders, std::string extra = "") {
+    return [=](Peer& p, const Paths&) {
+      p.Send(protocol::kFolderCheck, protocol::Encode(protocol::FolderCheck{folders}) + extra);
+    };
+  };
+  const WirePath alice_dir{"partition-default", "user/alice"};
+  add("FolderCheckDotDot",
+      folder_check({{"uuid-alice", alice_dir, {"partition-default", "user/../../outside"}}}));
+  add("FolderCheckAbsolute", folder_check({{"uuid-alice", {"partition-default", "/etc"}, alice_dir}}));
+  add("FolderCheckUnknownRoot", folder_check({{"uuid-alice", {"nosuch", "x"}, alice_dir}}));
+  add("FolderCheckTrailingByte", folder_check({{"uuid-alice", alice_dir, alice_dir}}, "z"));
+  add("FolderCheckTooMany", folder_check(std::vector<protocol::CheckedFolder>(
+                                protocol::kMaxFoldersPerCheck + 1, {"uuid-alice", alice_dir, alice_dir})));
 
   // --- FOLDER_BEGIN directories.
   auto data_dir = [](std::function<WirePath(const Paths&)> dir) {

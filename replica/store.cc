@@ -15,6 +15,22 @@ constexpr const char* kStageDirName = ".cyrsync-tmp";
 constexpr std::string_view kInDirStagePrefix = ".cyrsync-";
 constexpr std::string_view kStagingNotePrefix = "staging-";
 
+bool AllDigits(std::string_view s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// ".cyrsync-<pid>-<n>": the pid, or an empty view when name is not an in-directory temp name.
+std::string_view StagePid(std::string_view name) {
+  if (name.rfind(kInDirStagePrefix, 0) != 0) return {};
+  std::string_view rest = name.substr(kInDirStagePrefix.size());
+  size_t dash = rest.find('-');
+  if (dash == std::string_view::npos || !AllDigits(rest.substr(0, dash)) ||
+      !AllDigits(rest.substr(dash + 1))) {
+    return {};
+  }
+  return rest.substr(0, dash);
+}
+
 protocol::StatTuple ToTuple(const FileStat& st) {
   return {st.size, st.mtime_ns, st.ctime_ns, st.ino};
 }
@@ -136,7 +152,7 @@ Status Store::CleanStagingNotes() {
                             : env_->ListDir(dir);
       if (!ls.ok()) continue;
       for (const auto& f : *ls) {
-        if (f.type != EntryType::kFile || f.name.rfind(kInDirStagePrefix, 0) != 0) continue;
+        if (f.type != EntryType::kFile || StagePid(f.name).empty()) continue;
         removed += env_->Remove(JoinPath(dir, f.name)).ok();
       }
     }
@@ -169,9 +185,8 @@ std::string Store::NewStagePathIn(const std::string& abs_dir) {
 }
 
 bool Store::IsStaleStageName(std::string_view name) const {
-  if (name.rfind(kInDirStagePrefix, 0) != 0) return false;
-  std::string_view rest = name.substr(kInDirStagePrefix.size());
-  return !(rest.size() > pid_.size() && rest.rfind(pid_, 0) == 0 && rest[pid_.size()] == '-');
+  std::string_view pid = StagePid(name);
+  return !pid.empty() && pid != pid_;
 }
 
 bool Store::CyrusRunning() const {

@@ -181,6 +181,7 @@ TEST_F(ReplicaStoreRecoveryTest, StagingNoteOfAKilledExchangeIsCleaned) {
   WriteFile(dir + "/.cyrsync-999-7", "half a message");
   WriteFile(dir + "/.cyrsync-999-8", "journaled message");
   WriteFile(Spool("user/other.cyrsync-999-9"), "not in a noted directory");
+  WriteFile(dir + "/.cyrsync-notes", "not a temp file name");
   WriteFile(journal_, EncodeJournal({{dir + "/.cyrsync-999-8", dir + "/2."}}));
   const std::string note = opts_.state_dir + "/staging-999-6";
   WriteFile(note, dir + "\n" + Spool("user/gone") + "\n");
@@ -189,6 +190,7 @@ TEST_F(ReplicaStoreRecoveryTest, StagingNoteOfAKilledExchangeIsCleaned) {
   EXPECT_EQ(ReadFile(dir + "/2."), "journaled message");
   EXPECT_EQ(ReadFile(dir + "/1."), "message one");
   EXPECT_TRUE(Exists(Spool("user/other.cyrsync-999-9")));
+  EXPECT_TRUE(Exists(dir + "/.cyrsync-notes"));
   EXPECT_FALSE(Exists(note));
 }
 
@@ -203,6 +205,9 @@ TEST_F(ReplicaStoreRecoveryTest, StagingNotesComeAndGoWithTheExchange) {
   EXPECT_FALSE(store_->IsStaleStageName(Basename(tmp)));   // ours
   EXPECT_TRUE(store_->IsStaleStageName(".cyrsync-1-5"));  // pid 1 is never a daemon
   EXPECT_FALSE(store_->IsStaleStageName("12."));
+  EXPECT_FALSE(store_->IsStaleStageName(".cyrsync-keep"));  // not our temp name pattern
+  EXPECT_FALSE(store_->IsStaleStageName(".cyrsync-12-"));
+  EXPECT_FALSE(store_->IsStaleStageName(".cyrsync-tmp"));
   EXPECT_FALSE(store_->IsStaleStageName("cyrus.index"));
   store_->EndStaging(*note);
   EXPECT_FALSE(Exists(*note));

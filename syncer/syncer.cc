@@ -19,10 +19,15 @@ namespace cyrsync::syncer {
 namespace {
 
 struct Work {
-  const Folder* folder;
-  bool check_only;  // unchanged folder, --full: compare listings only
-  bool full;        // replica compares against a readdir instead of its installed index
+  const Folder* folder;  // nullptr for a check batch
+  bool check_only;       // unchanged folder, --full: compare listings only
+  bool full;             // replica compares against a readdir instead of its installed index
+  // --full: unchanged folders checked in one FOLDER_CHECK round trip; those the replica reports
+  // incomplete get a check-only exchange each.
+  std::vector<const Folder*> batch;
 };
+
+constexpr size_t kCheckBatch = 128;
 
 struct Plan {
   std::vector<Folder> folders;
@@ -127,11 +132,18 @@ Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
     }
     plan.folders.push_back(DescribeFolder(conf, *s.mb));
   }
+  Work checks{nullptr, true, true, {}};
   for (size_t i = 0; i < plan.folders.size(); ++i) {
     auto [check_only, full] = kinds[i];
     if (check_only && !full) continue;
-    plan.work.push_back({&plan.folders[i], check_only, full});
+    if (!check_only) {
+      plan.work.push_back({&plan.folders[i], false, full, {}});
+      continue;
+    }
+    checks.batch.push_back(&plan.folders[i]);
+    if (checks.batch.size() == kCheckBatch) plan.work.push_back(std::exchange(checks, {nullptr, true, true, {}}));
   }
+  if (!checks.batch.empty()) plan.work.push_back(std::move(checks));
   for (const auto& u : opts.users) plan.users.insert(u);
   // Deletions only within a scope the pass covers completely: every folder (-A) or every folder
   // of the named users (-u). A -m pass names single folders and deletes nothing.
@@ -157,11 +169,35 @@ struct Totals {
     stats->bytes_sent += r.bytes_sent;
     stats->folders_unsettled += r.unsettled;
   }
-  void Fail() {
+  void Fail(size_t n = 1) {
     std::lock_guard g(mu);
-    ++stats->folders_failed;
+    stats->folders_failed += n;
   }
 };
+
+// One FOLDER_CHECK round trip for the batch, then a check-only exchange for each folder the
+// replica reports incomplete. *done counts the folders finished before an error.
+Status CheckBatch(protocol::Transport& t, const FolderContext& ctx,
+                  const std::vector<const Folder*>& batch, Totals& totals, size_t* done) {
+  protocol::FolderCheck req;
+  for (const Folder* f : batch) {
+    req.folders.push_back({f->key, ToWire(f->data_dir), ToWire(f->archive_dir)});
+  }
+  RETURN_IF_ERROR(t.Send(protocol::kFolderCheck, protocol::Encode(req)));
+  ASSIGN_OR_RETURN(protocol::Frame f, protocol::ReceiveExpect(t, protocol::kFolderCheckResult));
+  ASSIGN_OR_RETURN(auto res, protocol::DecodeFolderCheckResult(f.payload));
+  std::set<std::string> flagged(res.needs_exchange.begin(), res.needs_exchange.end());
+  for (const Folder* folder : batch) {
+    FolderResult r;
+    if (flagged.count(folder->key)) {
+      ctx.log->info("folder incomplete on the replica, repairing mailbox={}", folder->mb.intname);
+      ASSIGN_OR_RETURN(r, SyncFolder(t, ctx, *folder, true, true));
+    }
+    totals.Add(r, true);
+    ++*done;
+  }
+  return Status::Ok();
+}
 
 // One worker: its own connection; after any failure the stream state is unknown, so the worker
 // reconnects before its next folder.
@@ -169,25 +205,27 @@ void WorkerLoop(const std::vector<Work>& work, std::atomic<size_t>& next, const 
                 const FolderContext& ctx, Totals& totals) {
   std::unique_ptr<protocol::Transport> t;
   for (size_t i = next++; i < work.size(); i = next++) {
-    const Folder& f = *work[i].folder;
+    const Work& w = work[i];
+    const std::string what = w.folder ? w.folder->mb.intname
+                                      : "check of " + std::to_string(w.batch.size()) + " folders";
     if (!t) {
       auto c = connect();
       if (c.ok() && Handshake(**c).ok()) t = std::move(*c);
     }
-    if (!t) {
-      ctx.log->error("replica unreachable mailbox={}", f.mb.intname);
-      totals.Fail();
-      continue;
+    size_t done = 0;
+    Status st = UnavailableError("replica unreachable");
+    if (t && w.folder) {
+      auto r = SyncFolder(*t, ctx, *w.folder, w.full, w.check_only);
+      if (r.ok()) totals.Add(*r, w.check_only);
+      st = r.status();
+      done = r.ok();
+    } else if (t) {
+      st = CheckBatch(*t, ctx, w.batch, totals, &done);
     }
-    auto r = SyncFolder(*t, ctx, f, work[i].full, work[i].check_only);
-    if (r.ok()) {
-      totals.Add(*r, work[i].check_only);
-      continue;
-    }
-    totals.Fail();
-    ctx.log->error("folder sync failed mailbox={} error=\"{}\"", f.mb.intname,
-                   r.error().ToString());
-    t->Close();
+    if (st.ok()) continue;
+    totals.Fail((w.folder ? 1 : w.batch.size()) - done);
+    ctx.log->error("folder sync failed mailbox=\"{}\" error=\"{}\"", what, st.ToString());
+    if (t) t->Close();
     t.reset();
   }
 }
@@ -235,6 +273,13 @@ Result<PassStats> Syncer::RunPass() {
 
   FolderContext ctx{env_, &conf_, cyrus::SpoolOwner(env_, conf_), opts_.racy_window_ns, log_.get(),
                     &view};
+  // --full -A also walks this side for directories mailboxes.db does not list; that walk runs
+  // while the replica checks its folders.
+  std::future<size_t> unlisted;
+  if (opts_.full && opts_.all) {
+    unlisted = std::async(std::launch::async,
+                          [&] { return ReportUnlistedFolders(env_, conf_, plan.folders, *log_); });
+  }
   if (!plan.work.empty()) {
     // The first connection sat idle while the workers copied (a long seed outlasts the
     // daemon's idle timeout): the rest of the pass uses a fresh one.
@@ -269,7 +314,7 @@ Result<PassStats> Syncer::RunPass() {
     RETURN_IF_ERROR(protocol::ExpectOk(*primary));
   }
   phase("pass_done");
-  if (opts_.full && opts_.all) stats.folders_unlisted = ReportUnlistedFolders(env_, conf_, plan.folders, *log_);
+  if (unlisted.valid()) stats.folders_unlisted = unlisted.get();
   primary->Close();
   return stats;
 }
