@@ -70,6 +70,10 @@ void DecodeByType(uint16_t type, std::string_view p) {
       return RoundTrip(p, "DecodeU32", DecodeU32, EncodeU32);
     case kFolderDelete:
       return RoundTrip(p, "DecodeFolderDelete", DecodeFolderDelete, enc);
+    case kFolderCheck:
+      return RoundTrip(p, "DecodeFolderCheck", DecodeFolderCheck, enc);
+    case kFolderCheckResult:
+      return RoundTrip(p, "DecodeFolderCheckResult", DecodeFolderCheckResult, enc);
     case kFilePut:
       return RoundTrip(p, "DecodeFilePut", DecodeFilePut, enc);
     case kFileRemove:
