@@ -1,23 +1,30 @@
 #include "common/hash.h"
 
 #include <openssl/evp.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 namespace cyrsync {
 
 uint32_t Crc32(std::string_view data, uint32_t seed) {
-  uLong crc = seed;
-  // zlib's crc32 takes uInt lengths; feed large buffers in pieces.
-  while (!data.empty()) {
-    size_t n = std::min<size_t>(data.size(), 1u << 30);
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(n));
-    data.remove_prefix(n);
-  }
-  return static_cast<uint32_t>(crc);
+  return libdeflate_crc32(seed, data.data(), data.size());
 }
 
+namespace {
+
+// Fetched once: EVP_sha1() makes OpenSSL 3 look the algorithm up again at every digest init,
+// which cost more than hashing a small message.
+const EVP_MD* Sha1Md() {
+  static const EVP_MD* md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha1();
+  }();
+  return md;
+}
+
+}  // namespace
+
 Sha1Hasher::Sha1Hasher() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha1(), nullptr);
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), Sha1Md(), nullptr);
 }
 Sha1Hasher::~Sha1Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
 void Sha1Hasher::Update(std::string_view data) {

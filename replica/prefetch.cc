@@ -16,7 +16,7 @@ Prefetcher::~Prefetcher() {
     std::lock_guard g(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  room_.notify_all();
   for (auto& t : readers_) t.join();
 }
 
@@ -25,18 +25,44 @@ void Prefetcher::ReaderLoop() {
     size_t i;
     {
       std::unique_lock l(mu_);
-      cv_.wait(l, [&] { return stop_ || next_ >= paths_.size() || next_ < taken_ + window_; });
-      if (stop_ || next_ >= paths_.size()) return;
+      room_.wait(l, [&] { return stop_ || next_ >= paths_.size() || next_ < taken_ + window_; });
+      if (stop_ || next_ >= paths_.size()) {
+        l.unlock();
+        room_.notify_one();  // passes the end on to another waiting reader
+        return;
+      }
       i = next_++;
     }
     Item item = Read(paths_[i]);
+    bool wanted;
     {
       std::lock_guard g(mu_);
       slots_[i] = std::move(item);
+      wanted = i == taken_;  // Take(i) is waiting or about to look
     }
-    cv_.notify_all();
+    if (wanted) ready_.notify_one();
   }
 }
+
+namespace {
+
+// The whole file, read straight into a buffer of its stat size (one read, no growing copies);
+// a file that grew since the stat is still read to its end.
+Result<std::string> ReadWhole(ReadableFile& file, uint64_t size_hint) {
+  std::string out(static_cast<size_t>(size_hint) + 1, '\0');
+  size_t have = 0;
+  while (true) {
+    if (have == out.size()) out.resize(out.size() * 2);
+    ASSIGN_OR_RETURN(size_t n,
+                     file.ReadAt(have, std::span<char>(out.data() + have, out.size() - have)));
+    if (n == 0) break;
+    have += n;
+  }
+  out.resize(have);
+  return out;
+}
+
+}  // namespace
 
 Prefetcher::Item Prefetcher::Read(const std::string& path) {
   Item item;
@@ -50,7 +76,7 @@ Prefetcher::Item Prefetcher::Read(const std::string& path) {
     item.large = std::move(*file);
     return item;
   }
-  auto data = (*file)->ReadAll();
+  auto data = ReadWhole(**file, st.ok() ? st->size : 0);
   if (data.ok()) {
     item.data = std::move(*data);
   } else {
@@ -61,12 +87,12 @@ Prefetcher::Item Prefetcher::Read(const std::string& path) {
 
 Prefetcher::Item Prefetcher::Take(size_t i) {
   std::unique_lock l(mu_);
-  cv_.wait(l, [&] { return slots_[i].has_value(); });
+  ready_.wait(l, [&] { return slots_[i].has_value(); });
   Item item = std::move(*slots_[i]);
   slots_[i].reset();
   taken_ = i + 1;
   l.unlock();
-  cv_.notify_all();
+  room_.notify_one();  // one more file may be read ahead
   return item;
 }
 

@@ -43,7 +43,11 @@ class Prefetcher {
   std::vector<std::string> paths_;
   size_t window_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  // Separate wake-ups, so that a file read wakes only the consumer waiting for that file and a
+  // file taken wakes one reader: with warm caches a read takes microseconds, and waking every
+  // thread for each file made context switches a large share of the daemon's CPU.
+  std::condition_variable ready_;           // the consumer: slots_[taken_] was filled
+  std::condition_variable room_;            // readers: the window moved, or stop_
   std::vector<std::optional<Item>> slots_;  // guarded by mu_
   size_t next_ = 0;                         // next index a reader claims; guarded by mu_
   size_t taken_ = 0;                        // the consumer's position; guarded by mu_

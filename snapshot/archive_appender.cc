@@ -1,10 +1,10 @@
+#include <system_error>
+
 #include "snapshot/archive_internal.h"
 
 namespace cyrsync::snapshot::internal {
 namespace {
 
-// Compressed bytes are handed to the file in pieces of about this size, not per entry.
-constexpr size_t kWriteChunk = size_t{1} << 20;
 constexpr uint32_t kSymlinkMode = 0777;
 
 }  // namespace
@@ -33,27 +33,24 @@ Result<std::unique_ptr<ArchiveAppender>> ArchiveAppender::Create(std::unique_ptr
                                                                  const WriterOptions& opts) {
   if (opts.member_target == 0) return InvalidArgumentError("archive: member_target is 0");
   ASSIGN_OR_RETURN(auto d, MemberDeflater::Create(opts.compression_level));
+  ASSIGN_OR_RETURN(auto spare, MemberDeflater::Create(opts.compression_level));
   return std::unique_ptr<ArchiveAppender>(
-      new ArchiveAppender(std::move(file), std::move(d), start, opts));
+      new ArchiveAppender(std::move(file), std::move(d), std::move(spare), start, opts));
 }
 
 ArchiveAppender::ArchiveAppender(std::unique_ptr<WritableFile> file,
-                                 std::unique_ptr<MemberDeflater> d, uint64_t start,
+                                 std::unique_ptr<MemberDeflater> d,
+                                 std::unique_ptr<MemberDeflater> spare, uint64_t start,
                                  const WriterOptions& opts)
-    : file_(std::move(file)), deflater_(std::move(d)), opts_(opts), written_(start), end_(start) {}
+    : file_(std::move(file)),
+      deflater_(std::move(d)),
+      spare_(std::move(spare)),
+      opts_(opts),
+      end_(start) {}
 
-Status ArchiveAppender::WriteOut() {
-  std::string out = deflater_->TakeOutput();
-  if (out.empty()) return Status::Ok();
-  RETURN_IF_ERROR(file_->Append(out));
-  written_ += out.size();
-  return Status::Ok();
-}
-
-Status ArchiveAppender::Feed(std::string_view bytes) {
-  RETURN_IF_ERROR(deflater_->Add(bytes));
-  if (deflater_->pending_output() >= kWriteChunk) return WriteOut();
-  return Status::Ok();
+// The background compression uses the pending deflater: it must end before that is destroyed.
+ArchiveAppender::~ArchiveAppender() {
+  if (pending_ && pending_->compressed.valid()) pending_->compressed.wait();
 }
 
 namespace {
@@ -86,35 +83,76 @@ Status ArchiveAppender::AddEntry(const Entry& in, std::string_view data) {
   TarHeader h{e.name, e.kind, e.link_target, data.size(), e.mtime, e.mode};
   ASSIGN_OR_RETURN(std::string header, EncodeTarHeader(h));
   if (member_open_ && deflater_->total_in() >= opts_.member_target) {
-    RETURN_IF_ERROR(FinishMember());
+    RETURN_IF_ERROR(CutMember());
   }
   if (!member_open_) {
     member_open_ = true;
     member_first_ = entries_.size();
   }
-  e.loc = EntryLocation{end_, 0, deflater_->total_in() + header.size(), data.size()};
+  // member_offset and member_length are filled in when the member is written.
+  e.loc = EntryLocation{0, 0, deflater_->total_in() + header.size(), data.size()};
   if (link) {
     e.sha1.clear();
   } else if (e.sha1.empty()) {
     e.sha1 = Sha1Hex(data);
   }
-  RETURN_IF_ERROR(Feed(header));
-  RETURN_IF_ERROR(Feed(data));
-  RETURN_IF_ERROR(Feed(TarPadding(data.size())));
+  RETURN_IF_ERROR(deflater_->Add(header));
+  RETURN_IF_ERROR(deflater_->Add(data));
+  RETURN_IF_ERROR(deflater_->Add(TarPadding(data.size())));
   entries_.push_back(std::move(e));
   return Status::Ok();
 }
 
+// Appends a compressed member and records where its entries [first, last) are.
+Status ArchiveAppender::WriteMember(MemberDeflater* d, size_t first, size_t last) {
+  std::string out = d->TakeOutput();
+  RETURN_IF_ERROR(file_->Append(out));
+  for (size_t i = first; i < last; ++i) {
+    entries_[i].loc.member_offset = end_;
+    entries_[i].loc.member_length = out.size();
+  }
+  end_ += out.size();
+  return d->Reset();
+}
+
+// Waits for the member being compressed in the background and writes it.
+Status ArchiveAppender::CollectPending() {
+  if (!pending_) return Status::Ok();
+  Pending p = std::move(*pending_);
+  pending_.reset();
+  RETURN_IF_ERROR(p.compressed.get());
+  RETURN_IF_ERROR(WriteMember(p.deflater.get(), p.first, p.last));
+  spare_ = std::move(p.deflater);
+  return Status::Ok();
+}
+
+// Ends the open member at member_target: it is compressed in the background while the next
+// one fills. At most one member is in flight, so the input buffered stays about two members.
+Status ArchiveAppender::CutMember() {
+  RETURN_IF_ERROR(CollectPending());
+  Pending p{std::move(deflater_), {}, member_first_, entries_.size()};
+  deflater_ = std::move(spare_);
+  member_open_ = false;
+  MemberDeflater* d = p.deflater.get();
+  try {
+    p.compressed = std::async(std::launch::async, [d] { return d->Finish(); });
+  } catch (const std::system_error&) {
+    // No thread to be had: compress here instead.
+    std::promise<Status> done;
+    done.set_value(d->Finish());
+    p.compressed = done.get_future();
+  }
+  pending_ = std::move(p);
+  return Status::Ok();
+}
+
 Status ArchiveAppender::FinishMember() {
+  RETURN_IF_ERROR(CollectPending());
   if (!member_open_) return Status::Ok();
   RETURN_IF_ERROR(deflater_->Finish());
-  RETURN_IF_ERROR(WriteOut());
-  for (size_t i = member_first_; i < entries_.size(); ++i) {
-    entries_[i].loc.member_length = written_ - end_;
-  }
-  end_ = written_;
+  RETURN_IF_ERROR(WriteMember(deflater_.get(), member_first_, entries_.size()));
   member_open_ = false;
-  return deflater_->Reset();
+  return Status::Ok();
 }
 
 Status ArchiveAppender::EndMember() {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,39 +27,56 @@ inline constexpr size_t kMaxNameSize = 4096;
 Status ValidateEntryName(std::string_view name);
 
 // Writes entries as tar into gzip members appended to a file (the member rule of
-// doc/formats/archive.md §Members). Errors are sticky: after one, every call fails, because the
-// file may end inside a member.
+// doc/formats/archive.md §Members). A member cut because it reached member_target is compressed
+// on a background thread while the next one fills; members reach the file in order, from the
+// caller's thread only. Errors are sticky: after one, every call fails, because the file may end
+// inside a member.
 class ArchiveAppender {
  public:
   // file: open for append; start: its current size (where the first member will begin).
   static Result<std::unique_ptr<ArchiveAppender>> Create(std::unique_ptr<WritableFile> file,
                                                          uint64_t start, const WriterOptions& opts);
+  ~ArchiveAppender();
+  ArchiveAppender(const ArchiveAppender&) = delete;
+  ArchiveAppender& operator=(const ArchiveAppender&) = delete;
+
   // Appends e (name, kind, link_target, mtime, mode, run_id) with data, starting a new member
   // first when the current one already holds member_target uncompressed bytes. Fills in the
-  // recorded copy's sha1 (files) and location; member_length once its member ends.
+  // recorded copy's sha1 (files) and, once its member is written, its location.
   Status Add(const Entry& e, std::string_view data);
-  // Finishes the current member (no-op when it holds no entry) and writes it out.
+  // Finishes the current member (no-op when it holds no entry) and writes it, and any member
+  // still being compressed, to the file.
   Status EndMember();
   // EndMember, then fdatasync: every finished member is durable.
   Status Sync();
   Status Close();
-  uint64_t end() const { return end_; }  // archive offset after the last finished member
+  uint64_t end() const { return end_; }  // archive offset after the last member written
+  // Every entry added; locations are complete after EndMember or Sync.
   const std::vector<Entry>& entries() const { return entries_; }
 
  private:
+  // A member handed to the background thread: its deflater and its entries [first, last).
+  struct Pending {
+    std::unique_ptr<MemberDeflater> deflater;
+    std::future<Status> compressed;
+    size_t first = 0, last = 0;
+  };
+
   ArchiveAppender(std::unique_ptr<WritableFile> file, std::unique_ptr<MemberDeflater> d,
-                  uint64_t start, const WriterOptions& opts);
-  Status Feed(std::string_view bytes);
-  Status WriteOut();
+                  std::unique_ptr<MemberDeflater> spare, uint64_t start, const WriterOptions& opts);
   Status AddEntry(const Entry& e, std::string_view data);
+  Status CutMember();
   Status FinishMember();
+  Status CollectPending();
+  Status WriteMember(MemberDeflater* d, size_t first, size_t last);
 
   std::unique_ptr<WritableFile> file_;
-  std::unique_ptr<MemberDeflater> deflater_;
+  std::unique_ptr<MemberDeflater> deflater_;  // the member being filled
+  std::unique_ptr<MemberDeflater> spare_;     // ready for the next member while one compresses
+  std::optional<Pending> pending_;
   WriterOptions opts_;
   Status status_;
-  uint64_t written_;          // archive offset after the last byte handed to the file
-  uint64_t end_;              // archive offset after the last finished member
+  uint64_t end_;              // archive offset after the last member written
   bool member_open_ = false;  // the deflater holds a started member
   size_t member_first_ = 0;   // index in entries_ of the open member's first entry
   std::vector<Entry> entries_;

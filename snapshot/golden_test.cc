@@ -171,7 +171,7 @@ TEST(GoldenArchiveV1, ReindexVerifyAndReadEverything) {
 }
 
 // The current writer still produces exactly the v1 tar stream (gzip bytes may differ with the
-// zlib version, so the comparison is after inflating).
+// compressor and its version, so the comparison is after inflating).
 TEST(GoldenArchiveV1, CurrentWriterProducesTheSameTarStream) {
   ::cyrsync::testing::TempDir tmp;
   WriteGolden(tmp.Sub("fresh.tar.gz"), tmp.Sub("fresh.sqlite"));

@@ -1,5 +1,6 @@
 #include "snapshot/gzip_member.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -7,10 +8,11 @@
 namespace cyrsync::snapshot {
 namespace {
 
-// windowBits 15 plus 16: a gzip (RFC 1952) wrapper instead of zlib's, for both directions. For
-// inflate, 16 (not 32, auto-detect) makes a zlib-wrapped stream an error rather than accepted.
+// windowBits 15 plus 16: a gzip (RFC 1952) wrapper instead of zlib's. 16 (not 32, auto-detect)
+// makes a zlib-wrapped stream an error rather than accepted.
 constexpr int kGzipWindowBits = 15 + 16;
-constexpr int kMemLevel = 8;
+// Input buffer capacity a deflater keeps across members (members are cut at about 4 MiB).
+constexpr size_t kKeepInputCapacity = size_t{16} << 20;
 constexpr size_t kInflateBuf = size_t{64} << 10;
 // zlib counts in uInt: feed it at most this much at a time.
 constexpr size_t kMaxZChunk = size_t{1} << 30;
@@ -22,66 +24,53 @@ std::string ZMessage(const z_stream& s, int rc) {
 
 }  // namespace
 
-struct MemberDeflater::Z {
-  z_stream s{};
-  ~Z() { deflateEnd(&s); }
+struct MemberDeflater::Compressor {
+  libdeflate_compressor* c = nullptr;
+  ~Compressor() { libdeflate_free_compressor(c); }
 };
 
-MemberDeflater::MemberDeflater(std::unique_ptr<Z> z) : z_(std::move(z)) {}
+MemberDeflater::MemberDeflater(std::unique_ptr<Compressor> c) : c_(std::move(c)) {}
 MemberDeflater::~MemberDeflater() = default;
 
 Result<std::unique_ptr<MemberDeflater>> MemberDeflater::Create(int level) {
   if (level < 0 || level > 9) {
     return InvalidArgumentError("gzip: compression level " + std::to_string(level));
   }
-  auto z = std::make_unique<Z>();
-  int rc = deflateInit2(&z->s, level, Z_DEFLATED, kGzipWindowBits, kMemLevel, Z_DEFAULT_STRATEGY);
-  if (rc != Z_OK) return InternalError("gzip: deflateInit2: " + ZMessage(z->s, rc));
-  return std::unique_ptr<MemberDeflater>(new MemberDeflater(std::move(z)));
-}
-
-Status MemberDeflater::Run(std::string_view in, int flush) {
-  z_stream& s = z_->s;
-  do {
-    size_t n = std::min(in.size(), kMaxZChunk);
-    s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-    s.avail_in = static_cast<uInt>(n);
-    const int f = n == in.size() ? flush : Z_NO_FLUSH;
-    int rc;
-    do {
-      size_t old = out_.size();
-      size_t room = std::max<size_t>(deflateBound(&s, s.avail_in), 4096);
-      out_.resize(old + room);
-      s.next_out = reinterpret_cast<Bytef*>(out_.data() + old);
-      s.avail_out = static_cast<uInt>(room);
-      rc = deflate(&s, f);
-      out_.resize(old + room - s.avail_out);
-      if (rc == Z_STREAM_ERROR) return InternalError("gzip: deflate: " + ZMessage(s, rc));
-    } while (s.avail_out == 0 || (f == Z_FINISH && rc != Z_STREAM_END));
-    in.remove_prefix(n);
-  } while (!in.empty());
-  return Status::Ok();
+  auto c = std::make_unique<Compressor>();
+  c->c = libdeflate_alloc_compressor(level);
+  if (c->c == nullptr) {
+    return InternalError("gzip: cannot allocate a compressor for level " + std::to_string(level));
+  }
+  return std::unique_ptr<MemberDeflater>(new MemberDeflater(std::move(c)));
 }
 
 Status MemberDeflater::Add(std::string_view in) {
   if (finished_) return InternalError("gzip: Add after Finish");
-  if (in.empty()) return Status::Ok();
-  total_in_ += in.size();
-  return Run(in, Z_NO_FLUSH);
+  in_.append(in);
+  return Status::Ok();
 }
 
 Status MemberDeflater::Finish() {
   if (finished_) return InternalError("gzip: Finish twice");
-  RETURN_IF_ERROR(Run({}, Z_FINISH));
+  const size_t bound = libdeflate_gzip_compress_bound(c_->c, in_.size());
+  const size_t old = out_.size();
+  out_.resize(old + bound);
+  const size_t n =
+      libdeflate_gzip_compress(c_->c, in_.data(), in_.size(), out_.data() + old, bound);
+  if (n == 0) return InternalError("gzip: compressed member exceeds its bound");
+  out_.resize(old + n);
   finished_ = true;
   return Status::Ok();
 }
 
 Status MemberDeflater::Reset() {
-  int rc = deflateReset(&z_->s);
-  if (rc != Z_OK) return InternalError("gzip: deflateReset: " + ZMessage(z_->s, rc));
+  // A member that held one very large entry does not keep its buffer for the following ones.
+  if (in_.capacity() > kKeepInputCapacity) {
+    std::string().swap(in_);
+  } else {
+    in_.clear();
+  }
   out_.clear();
-  total_in_ = 0;
   finished_ = false;
   return Status::Ok();
 }

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include "snapshot/archive_test_util.h"
 #include "tests/testutil/temp_dir.h"
@@ -146,6 +147,115 @@ TEST(GzipMemberTest, LevelsAndReset) {
   ASSERT_TRUE((*d)->Finish().ok());
   EXPECT_EQ((*d)->TakeOutput(), first);  // deterministic: header mtime 0
   EXPECT_EQ(first.substr(0, 2), "\x1f\x8b");
+}
+
+// Text with some repetition followed by noise: both deflate paths (matches and literals).
+std::string Mixed(size_t n) {
+  std::string s;
+  for (int i = 0; s.size() < n / 2; ++i) {
+    s += "Received: from host" + std::to_string(i % 97) + ".example.org by mx; line " +
+         std::to_string(i) + "\r\n";
+  }
+  s += Noise(n - s.size());
+  return s;
+}
+
+// Inflates one gzip member with zlib directly (not through MemberInflater).
+std::string ZlibGunzip(const std::string& member) {
+  z_stream s{};
+  EXPECT_EQ(inflateInit2(&s, 15 + 16), Z_OK);
+  std::string out;
+  char buf[1 << 16];
+  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(member.data()));
+  s.avail_in = static_cast<uInt>(member.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    s.next_out = reinterpret_cast<Bytef*>(buf);
+    s.avail_out = sizeof(buf);
+    rc = inflate(&s, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - s.avail_out);
+  }
+  EXPECT_EQ(rc, Z_STREAM_END);
+  EXPECT_EQ(s.avail_in, 0u);  // the member ends exactly at its trailer
+  inflateEnd(&s);
+  return out;
+}
+
+std::string InflateWithMemberInflater(const std::string& member) {
+  auto inflater = MemberInflater::Create();
+  std::string out;
+  size_t at = 0;
+  while (true) {
+    auto step = (*inflater)->Next(std::string_view(member).substr(at));
+    EXPECT_TRUE(step.ok());
+    if (!step.ok()) return out;
+    at += step->consumed;
+    out.append(step->output);
+    if (step->member_end) break;
+  }
+  EXPECT_EQ(at, member.size());
+  return out;
+}
+
+uint32_t LoadLE32(const std::string& s, size_t at) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+
+TEST(GzipMemberTest, EveryLevelWritesAMemberZlibReads) {
+  const std::string data = Mixed(600000);
+  for (int level = 0; level <= 9; ++level) {
+    SCOPED_TRACE("level " + std::to_string(level));
+    const std::string m = Member(data, level);
+    ASSERT_GE(m.size(), 18u);
+    EXPECT_EQ(m.substr(0, 4), std::string("\x1f\x8b\x08\x00", 4));  // deflate, no flags
+    EXPECT_EQ(LoadLE32(m, 4), 0u);                                  // mtime 0
+    EXPECT_EQ(LoadLE32(m, m.size() - 8), crc32(0, reinterpret_cast<const Bytef*>(data.data()),
+                                               static_cast<uInt>(data.size())));
+    EXPECT_EQ(LoadLE32(m, m.size() - 4), data.size());  // ISIZE
+    EXPECT_EQ(ZlibGunzip(m), data);
+    EXPECT_EQ(InflateWithMemberInflater(m), data);
+    if (level > 0) {
+      EXPECT_LT(m.size(), data.size());
+    }
+  }
+}
+
+TEST(GzipMemberTest, EmptyMemberIsValid) {
+  for (int level : {0, 1, 6, 9}) {
+    const std::string m = Member("", level);
+    EXPECT_EQ(ZlibGunzip(m), "");
+    EXPECT_EQ(InflateWithMemberInflater(m), "");
+    EXPECT_EQ(LoadLE32(m, m.size() - 4), 0u);
+  }
+}
+
+// A member at the archive's member target plus one large entry, as the appender cuts them.
+TEST(GzipMemberTest, MemberAtTheSizeLimitRoundTrips) {
+  const std::string data = Mixed((size_t{4} << 20) + (size_t{300} << 10));
+  const std::string m = Member(data, 1);
+  EXPECT_EQ(ZlibGunzip(m), data);
+  EXPECT_EQ(InflateWithMemberInflater(m), data);
+}
+
+TEST(GzipMemberTest, InputArrivesInPiecesAndResetForgetsALargeMember) {
+  auto d = MemberDeflater::Create(1);
+  ASSERT_TRUE(d.ok());
+  const std::string big = Mixed(size_t{20} << 20);
+  for (size_t at = 0; at < big.size(); at += 777777) {
+    ASSERT_TRUE((*d)->Add(std::string_view(big).substr(at, 777777)).ok());
+  }
+  EXPECT_EQ((*d)->total_in(), big.size());
+  EXPECT_EQ((*d)->pending_output(), 0u);  // nothing is compressed before Finish
+  ASSERT_TRUE((*d)->Finish().ok());
+  EXPECT_FALSE((*d)->Finish().ok());
+  EXPECT_EQ(ZlibGunzip((*d)->TakeOutput()), big);
+  ASSERT_TRUE((*d)->Reset().ok());
+  EXPECT_EQ((*d)->total_in(), 0u);
+  ASSERT_TRUE((*d)->Add("small").ok());
+  ASSERT_TRUE((*d)->Finish().ok());
+  EXPECT_EQ(ZlibGunzip((*d)->TakeOutput()), "small");
 }
 
 }  // namespace

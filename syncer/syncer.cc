@@ -18,19 +18,23 @@
 namespace cyrsync::syncer {
 namespace {
 
+using Mailbox = const cyrus::MailboxEntry*;
+
+// Folders are described (their paths computed) by the worker that handles them: at 10k folders
+// a Folder per mailbox held for the whole pass is tens of megabytes.
 struct Work {
-  const Folder* folder;  // nullptr for a check batch
+  Mailbox folder;        // nullptr for a check batch
   bool check_only;       // unchanged folder, --full: compare listings only
   bool full;             // replica compares against a readdir instead of its installed index
   // --full: unchanged folders checked in one FOLDER_CHECK round trip; those the replica reports
   // incomplete get a check-only exchange each.
-  std::vector<const Folder*> batch;
+  std::vector<Mailbox> batch;
 };
 
 constexpr size_t kCheckBatch = 128;
 
 struct Plan {
-  std::vector<Folder> folders;
+  std::vector<Mailbox> folders;  // the selected folders this pass looks at
   std::vector<Work> work;
   std::vector<std::string> to_delete;
   std::set<std::string> users;
@@ -106,8 +110,8 @@ std::vector<Scanned> ScanSource(Env* env, const cyrus::ImapdConf& conf, const Op
   return out;
 }
 
-// Keeps a Folder (its paths) only for folders this pass works on, or all of them in a --full
-// pass (which also looks for unlisted directories): at 10k folders the rest is megabytes.
+// Keeps the folders this pass works on, or all of them in a --full pass (which also looks for
+// unlisted directories).
 Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
               const std::vector<Scanned>& scanned, const ReplicaView& view) {
   Plan plan;
@@ -130,17 +134,17 @@ Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
         kinds.emplace_back(true, false);  // kept for the unlisted-directory report only
         break;
     }
-    plan.folders.push_back(DescribeFolder(conf, *s.mb));
+    plan.folders.push_back(s.mb);
   }
   Work checks{nullptr, true, true, {}};
   for (size_t i = 0; i < plan.folders.size(); ++i) {
     auto [check_only, full] = kinds[i];
     if (check_only && !full) continue;
     if (!check_only) {
-      plan.work.push_back({&plan.folders[i], false, full, {}});
+      plan.work.push_back({plan.folders[i], false, full, {}});
       continue;
     }
-    checks.batch.push_back(&plan.folders[i]);
+    checks.batch.push_back(plan.folders[i]);
     if (checks.batch.size() == kCheckBatch) plan.work.push_back(std::exchange(checks, {nullptr, true, true, {}}));
   }
   if (!checks.batch.empty()) plan.work.push_back(std::move(checks));
@@ -178,20 +182,21 @@ struct Totals {
 // One FOLDER_CHECK round trip for the batch, then a check-only exchange for each folder the
 // replica reports incomplete. *done counts the folders finished before an error.
 Status CheckBatch(protocol::Transport& t, const FolderContext& ctx,
-                  const std::vector<const Folder*>& batch, Totals& totals, size_t* done) {
+                  const std::vector<Mailbox>& batch, Totals& totals, size_t* done) {
   protocol::FolderCheck req;
-  for (const Folder* f : batch) {
-    req.folders.push_back({f->key, ToWire(f->data_dir), ToWire(f->archive_dir)});
+  for (Mailbox mb : batch) {
+    Folder f = DescribeFolder(*ctx.conf, *mb);
+    req.folders.push_back({f.key, ToWire(f.data_dir), ToWire(f.archive_dir)});
   }
   RETURN_IF_ERROR(t.Send(protocol::kFolderCheck, protocol::Encode(req)));
   ASSIGN_OR_RETURN(protocol::Frame f, protocol::ReceiveExpect(t, protocol::kFolderCheckResult));
   ASSIGN_OR_RETURN(auto res, protocol::DecodeFolderCheckResult(f.payload));
   std::set<std::string> flagged(res.needs_exchange.begin(), res.needs_exchange.end());
-  for (const Folder* folder : batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
     FolderResult r;
-    if (flagged.count(folder->key)) {
-      ctx.log->info("folder incomplete on the replica, repairing mailbox={}", folder->mb.intname);
-      ASSIGN_OR_RETURN(r, SyncFolder(t, ctx, *folder, true, true));
+    if (flagged.count(req.folders[i].folder_key)) {
+      ctx.log->info("folder incomplete on the replica, repairing mailbox={}", batch[i]->intname);
+      ASSIGN_OR_RETURN(r, SyncFolder(t, ctx, DescribeFolder(*ctx.conf, *batch[i]), true, true));
     }
     totals.Add(r, true);
     ++*done;
@@ -206,7 +211,7 @@ void WorkerLoop(const std::vector<Work>& work, std::atomic<size_t>& next, const 
   std::unique_ptr<protocol::Transport> t;
   for (size_t i = next++; i < work.size(); i = next++) {
     const Work& w = work[i];
-    const std::string what = w.folder ? w.folder->mb.intname
+    const std::string what = w.folder ? w.folder->intname
                                       : "check of " + std::to_string(w.batch.size()) + " folders";
     if (!t) {
       auto c = connect();
@@ -215,7 +220,7 @@ void WorkerLoop(const std::vector<Work>& work, std::atomic<size_t>& next, const 
     size_t done = 0;
     Status st = UnavailableError("replica unreachable");
     if (t && w.folder) {
-      auto r = SyncFolder(*t, ctx, *w.folder, w.full, w.check_only);
+      auto r = SyncFolder(*t, ctx, DescribeFolder(*ctx.conf, *w.folder), w.full, w.check_only);
       if (r.ok()) totals.Add(*r, w.check_only);
       st = r.status();
       done = r.ok();

@@ -36,10 +36,11 @@ WalkStats WalkSpool(Env* env, const cyrus::ImapdConf& conf) {
 }
 
 uint64_t ReportUnlistedFolders(Env* env, const cyrus::ImapdConf& conf,
-                               const std::vector<Folder>& listed, spdlog::logger& log) {
+                               const std::vector<const cyrus::MailboxEntry*>& listed,
+                               spdlog::logger& log) {
   std::set<std::string> known;
-  for (const auto& f : listed) {
-    auto h = cyrus::Resolve(conf, f.header);
+  for (const auto* mb : listed) {
+    auto h = cyrus::Resolve(conf, DescribeFolder(conf, *mb).header);
     if (h.ok()) known.insert(Dirname(*h));
   }
   WalkStats s = WalkSpool(env, conf);

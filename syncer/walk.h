@@ -25,6 +25,7 @@ WalkStats WalkSpool(Env* env, const cyrus::ImapdConf& conf);
 
 // Logs every folder directory on disk that no listed folder owns; returns their count.
 uint64_t ReportUnlistedFolders(Env* env, const cyrus::ImapdConf& conf,
-                               const std::vector<Folder>& listed, spdlog::logger& log);
+                               const std::vector<const cyrus::MailboxEntry*>& listed,
+                               spdlog::logger& log);
 
 }  // namespace cyrsync::syncer
