@@ -1,5 +1,7 @@
 // cyrsync: one binary, four jobs. Parses the command line once and hands a plain struct to the
 // subcommand (cli/commands.cc).
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
@@ -18,6 +20,9 @@ void AddTls(CLI::App* app, cyrsync::protocol::TlsFiles* tls) {
 
 int main(int argc, char** argv) {
   using namespace cyrsync::cli;
+  // The stat and reader threads allocate a little each; glibc's default of 8 arenas per core
+  // keeps what each one freed, which at 10k folders was a tenth of the peak RSS.
+  mallopt(M_ARENA_MAX, 2);
   CLI::App app{"cyrsync: hot-spare replication of Cyrus IMAP spools"};
   app.require_subcommand(1);
   std::string level = "info";

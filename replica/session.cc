@@ -118,32 +118,37 @@ Status ServeSession(Transport& t, Store& store) {
 }
 
 // Sends every manifest entry whose installed copy is still on disk unchanged; drops the others,
-// so a wiped, replaced or restored replica is re-synced instead of trusted. The lstats run on
-// several threads (a cold cache makes each one a disk read).
+// so a wiped, replaced or restored replica is re-synced instead of trusted. Read, checked and
+// sent a chunk at a time (memory stays one chunk at any manifest size); the lstats of a chunk
+// run on several threads (a cold cache makes each one a disk read).
 Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(std::string owner, protocol::DecodeString(f.payload));
-  std::vector<StoredEntry> all;
-  RETURN_IF_ERROR(s.manifest().ForEach(owner, [&](const StoredEntry& e) { all.push_back(e); }));
-  const std::vector<char> installed = s.StillInstalled(all, s.options().stat_threads);
+  std::vector<StoredEntry> chunk;
   std::vector<protocol::WirePath> stale;
-  std::vector<protocol::ManifestEntry> chunk;
   uint64_t sent = 0;
-  for (size_t i = 0; i < all.size(); ++i) {
-    if (!installed[i]) {
-      stale.push_back(all[i].entry.path);
-      continue;
+  Status send_status;
+  auto flush = [&] {
+    const std::vector<char> installed = s.StillInstalled(chunk, s.options().stat_threads);
+    std::vector<protocol::ManifestEntry> out;
+    out.reserve(chunk.size());
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      if (installed[i]) {
+        out.push_back(std::move(chunk[i].entry));
+      } else {
+        stale.push_back(std::move(chunk[i].entry.path));
+      }
     }
-    chunk.push_back(std::move(all[i].entry));
-    if (chunk.size() == kManifestChunkEntries) {
-      RETURN_IF_ERROR(t.Send(protocol::kManifestChunk, protocol::EncodeManifestChunk(chunk)));
-      sent += chunk.size();
-      chunk.clear();
-    }
-  }
-  if (!chunk.empty()) {
-    RETURN_IF_ERROR(t.Send(protocol::kManifestChunk, protocol::EncodeManifestChunk(chunk)));
-    sent += chunk.size();
-  }
+    chunk.clear();
+    if (out.empty() || !send_status.ok()) return;
+    send_status = t.Send(protocol::kManifestChunk, protocol::EncodeManifestChunk(out));
+    sent += out.size();
+  };
+  RETURN_IF_ERROR(s.manifest().ForEach(owner, [&](const StoredEntry& e) {
+    chunk.push_back(e);
+    if (chunk.size() == kManifestChunkEntries) flush();
+  }));
+  flush();
+  RETURN_IF_ERROR(send_status);
   if (!stale.empty()) {
     s.log().warn("manifest entries no longer match the disk dropped={}", stale.size());
     RETURN_IF_ERROR(s.manifest().Remove(stale));
