@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "common/parallel.h"
+
 namespace cyrsync::syncer {
 namespace {
 
@@ -22,7 +24,35 @@ std::optional<cyrus::RootedPath> UnderConf(const cyrus::ImapdConf& conf, const s
 void AddIfExists(const FolderContext& ctx, const cyrus::RootedPath& p, const std::string& owner,
                  std::vector<ServerFile>* out) {
   auto abs = cyrus::Resolve(*ctx.conf, p);
-  if (abs.ok() && ctx.env->Stat(*abs).ok()) out->push_back({p, owner});
+  if (!abs.ok()) return;
+  auto st = ctx.env->Stat(*abs);
+  if (st.ok()) out->push_back({p, owner, *st});
+}
+
+// AddIfExists for several files; those in one directory (a user's seen, sub, counters... files)
+// cost one path walk together.
+void AddAllIfExist(const FolderContext& ctx, const std::vector<cyrus::RootedPath>& paths,
+                   const std::string& owner, std::vector<ServerFile>* out) {
+  std::vector<std::string> abs;
+  for (const auto& p : paths) {
+    auto a = cyrus::Resolve(*ctx.conf, p);
+    abs.push_back(a.ok() ? *a : std::string());
+  }
+  const std::string dir = abs.empty() || abs[0].empty() ? std::string() : Dirname(abs[0]);
+  bool one_dir = !dir.empty();
+  std::vector<std::string> names;
+  for (const auto& a : abs) {
+    one_dir = one_dir && !a.empty() && Dirname(a) == dir;
+    names.push_back(a.empty() ? std::string() : Basename(a));
+  }
+  if (!one_dir) {
+    for (const auto& p : paths) AddIfExists(ctx, p, owner, out);
+    return;
+  }
+  auto st = ctx.env->StatInDir(dir, names);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (st[i].ok()) out->push_back({paths[i], owner, *st[i]});
+  }
 }
 
 // Adds every regular file and symlink directly inside dir (a sieve or quota directory).
@@ -36,7 +66,7 @@ void AddDirFiles(const FolderContext& ctx, const cyrus::RootedPath& dir, const s
     cyrus::RootedPath child{dir.root, dir.rel.empty() ? e.name : dir.rel + "/" + e.name};
     if (e.type == EntryType::kFile || e.type == EntryType::kSymlink) {
       if (e.name.find(".cyrsync-tmp") == std::string::npos && e.name.find(".NEW") == std::string::npos) {
-        out->push_back({child, owner});
+        out->push_back({child, owner, std::nullopt});
       }
     } else if (e.type == EntryType::kDir && depth > 0) {
       AddDirFiles(ctx, child, owner, depth - 1, out);
@@ -71,7 +101,8 @@ std::map<std::string, const cyrus::MailboxEntry*> Inboxes(
 
 std::vector<ServerFile> ListServerFiles(const FolderContext& ctx,
                                         const std::vector<cyrus::MailboxEntry>& mailboxes,
-                                        const std::set<std::string>& users, bool all_users) {
+                                        const std::set<std::string>& users, bool all_users,
+                                        int threads) {
   std::vector<ServerFile> out;
   const auto& conf = *ctx.conf;
   if (all_users) {
@@ -80,16 +111,22 @@ std::vector<ServerFile> ListServerFiles(const FolderContext& ctx,
     AddDirFiles(ctx, {"configdirectory", "quota"}, "", 1, &out);
   }
   auto inboxes = Inboxes(mailboxes);
-  for (const auto& user : users) {
+  const std::vector<std::string> list(users.begin(), users.end());
+  std::vector<std::vector<ServerFile>> per_user(list.size());
+  ParallelFor(list.size(), threads, [&](size_t i) {
+    const std::string& user = list[i];
     auto it = inboxes.find(user);
     const cyrus::MailboxEntry* inbox = it == inboxes.end() ? nullptr : it->second;
-    for (const char* suffix : kUserSuffixes) {
-      AddIfExists(ctx, cyrus::UserFile(conf, user, inbox, suffix), user, &out);
-    }
+    std::vector<cyrus::RootedPath> files;
+    for (const char* suffix : kUserSuffixes) files.push_back(cyrus::UserFile(conf, user, inbox, suffix));
+    AddAllIfExist(ctx, files, user, &per_user[i]);
     if (!conf.sievedir.empty()) {
-      AddDirFiles(ctx, cyrus::UserSieveDir(conf, user, inbox), user, 0, &out);
+      AddDirFiles(ctx, cyrus::UserSieveDir(conf, user, inbox), user, 0, &per_user[i]);
     }
-    if (!all_users) AddIfExists(ctx, cyrus::QuotaFile(conf, "user." + user), user, &out);
+    if (!all_users) AddIfExists(ctx, cyrus::QuotaFile(conf, "user." + user), user, &per_user[i]);
+  });
+  for (auto& v : per_user) {
+    for (auto& f : v) out.push_back(std::move(f));
   }
   return out;
 }
@@ -103,12 +140,14 @@ bool InScope(const std::string& owner, const std::set<std::string>& users, bool 
 // Copies one file (or symlink) if it differs from the replica's installed copy.
 Result<bool> CopyIfChanged(protocol::Transport& t, const FolderContext& ctx, const ServerFile& f,
                            const ReplicaView& view) {
+  auto it = view.by_path.find(ToWire(f.path));
+  auto current = [&](const FileStat& st) {
+    return it != view.by_path.end() && !it->second.unsettled && it->second.source == ToTuple(st);
+  };
+  if (f.listed && current(*f.listed)) return false;  // the common case: no second stat
   ASSIGN_OR_RETURN(std::string abs, cyrus::Resolve(*ctx.conf, f.path));
   ASSIGN_OR_RETURN(FileStat st, ctx.env->Stat(abs));
-  auto it = view.by_path.find(ToWire(f.path));
-  if (it != view.by_path.end() && !it->second.unsettled && it->second.source == ToTuple(st)) {
-    return false;
-  }
+  if (current(st)) return false;
   protocol::FilePut put;
   put.path = ToWire(f.path);
   put.owner = f.owner;

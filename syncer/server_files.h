@@ -5,6 +5,7 @@
 // installed. Thread-compatible.
 #pragma once
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,15 +20,18 @@ namespace cyrsync::syncer {
 
 struct ServerFile {
   cyrus::RootedPath path;
-  std::string owner;  // "" for server-global files
+  std::string owner;               // "" for server-global files
+  std::optional<FileStat> listed;  // lstat taken while listing (spares a second one)
 };
 
 // Lists the server files that exist on the source for the given users (all users when
-// all_users), plus the global databases when all_users. Costs: a stat per candidate file and a
-// readdir per user sieve directory and quota directory.
+// all_users), plus the global databases when all_users. Costs: a stat per candidate file (one
+// path walk per user directory) and a readdir per user sieve directory and quota directory;
+// users are listed on up to `threads` threads.
 std::vector<ServerFile> ListServerFiles(const FolderContext& ctx,
                                         const std::vector<cyrus::MailboxEntry>& mailboxes,
-                                        const std::set<std::string>& users, bool all_users);
+                                        const std::set<std::string>& users, bool all_users,
+                                        int threads = 1);
 
 struct ServerFileStats {
   uint64_t copied = 0;

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/env.h"
@@ -34,9 +35,17 @@ struct ReplicaEntry {
   std::string owner;
 };
 
+struct WirePathHash {
+  size_t operator()(const protocol::WirePath& p) const {
+    return std::hash<std::string>()(p.rel) * 31 + std::hash<std::string>()(p.root);
+  }
+};
+
+// Hashed: every pass looks up each selected folder's files here (at 10k folders the ordered
+// map's string comparisons of long common prefixes were a tenth of the syncer's CPU).
 struct ReplicaView {
-  std::map<protocol::WirePath, ReplicaEntry> by_path;
-  std::map<std::string, std::string> folder_owner;  // folder key -> owner, kMeta entries only
+  std::unordered_map<protocol::WirePath, ReplicaEntry, WirePathHash> by_path;
+  std::unordered_map<std::string, std::string> folder_owner;  // folder key -> owner, kMeta only
   void Add(protocol::ManifestEntry e);
 };
 

@@ -1,11 +1,13 @@
 #include "syncer/syncer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
+#include <unordered_set>
 
 #include "common/parallel.h"
 #include "cyrus/mboxlist.h"
@@ -115,7 +117,7 @@ std::vector<Scanned> ScanSource(Env* env, const cyrus::ImapdConf& conf, const Op
 Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
               const std::vector<Scanned>& scanned, const ReplicaView& view) {
   Plan plan;
-  std::set<std::string> keys;
+  std::unordered_set<std::string> keys;
   std::vector<std::pair<bool, bool>> kinds;  // per kept folder: check_only, full
   for (const auto& s : scanned) {
     keys.insert(s.key);
@@ -157,6 +159,7 @@ Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
     if (!in_scope || keys.count(key)) continue;
     plan.to_delete.push_back(key);
   }
+  std::sort(plan.to_delete.begin(), plan.to_delete.end());  // a stable order for the log
   plan.guard.replica_folders = view.folder_owner.size();
   plan.guard.deletions = plan.to_delete.size();
   return plan;
@@ -299,7 +302,7 @@ Result<PassStats> Syncer::RunPass() {
   }
 
   std::set<std::string> users = plan.users;
-  auto files = ListServerFiles(ctx, *mailboxes, users, opts_.all);
+  auto files = ListServerFiles(ctx, *mailboxes, users, opts_.all, opts_.stat_threads);
   ASSIGN_OR_RETURN(auto sf, SyncServerFiles(*primary, ctx, files, view, users, opts_.all));
   phase("server_files");
   stats.server_files_copied = sf.copied;
