@@ -271,17 +271,21 @@ Result<std::vector<StoredEntry>> Manifest::FolderEntries(const std::string& fold
   return out;
 }
 
-Status Manifest::ForEach(const std::string& owner,
-                         const std::function<void(const StoredEntry&)>& fn) {
+Result<std::vector<StoredEntry>> Manifest::Page(const std::string& owner,
+                                                const protocol::WirePath* after, size_t limit) {
   std::lock_guard g(mu_);
-  std::string sql = std::string(kSelectCols) +
-                    (owner.empty() ? "ORDER BY root, rel" : "WHERE owner=?1 ORDER BY root, rel");
-  Stmt s(db_, stmts_, sql);
-  if (!owner.empty()) s.Text(1, owner);
+  std::string where = owner.empty() ? "WHERE ?1 = '' " : "WHERE owner=?1 ";
+  Stmt s(db_, stmts_,
+         std::string(kSelectCols) + where + "AND (root, rel) > (?2, ?3) ORDER BY root, rel LIMIT ?4");
+  s.Text(1, owner);
+  s.Text(2, after ? after->root : std::string());
+  s.Text(3, after ? after->rel : std::string());
+  s.Int(4, static_cast<int64_t>(limit));
+  std::vector<StoredEntry> out;
   int rc;
-  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) fn(ReadRow(s));
-  if (rc != SQLITE_DONE) return DbError(db_, "scan");
-  return Status::Ok();
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(ReadRow(s));
+  if (rc != SQLITE_DONE) return DbError(db_, "page");
+  return out;
 }
 
 }  // namespace cyrsync::replica

@@ -59,8 +59,11 @@ class Manifest {
   Result<std::vector<StoredEntry>> FolderEntries(const std::string& folder_key);
   // The folder recorded with this data directory, if any.
   Result<std::optional<FolderRow>> FolderAtDir(const protocol::WirePath& data_dir);
-  // Calls fn for every entry (owner filter "" = all), in path order.
-  Status ForEach(const std::string& owner, const std::function<void(const StoredEntry&)>& fn);
+  // Up to `limit` entries (owner filter "" = all) whose path comes after `after` (nullptr: from
+  // the start), in path order. Pages let a caller send between reads without holding the
+  // manifest.
+  Result<std::vector<StoredEntry>> Page(const std::string& owner, const protocol::WirePath* after,
+                                        size_t limit);
 
  private:
   explicit Manifest(sqlite3* db) : db_(db) {}

@@ -1,6 +1,7 @@
 #include "replica/session.h"
 
 #include <map>
+#include <optional>
 
 #include "cyrus/paths.h"
 #include "protocol/rsync_codec.h"
@@ -118,37 +119,33 @@ Status ServeSession(Transport& t, Store& store) {
 }
 
 // Sends every manifest entry whose installed copy is still on disk unchanged; drops the others,
-// so a wiped, replaced or restored replica is re-synced instead of trusted. Read, checked and
-// sent a chunk at a time (memory stays one chunk at any manifest size); the lstats of a chunk
-// run on several threads (a cold cache makes each one a disk read).
+// so a wiped, replaced or restored replica is re-synced instead of trusted. Read a page at a
+// time (memory stays one page at any manifest size, and the manifest is not held while a page
+// is sent); the lstats of a page run on several threads (a cold cache makes each a disk read).
 Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(std::string owner, protocol::DecodeString(f.payload));
-  std::vector<StoredEntry> chunk;
   std::vector<protocol::WirePath> stale;
   uint64_t sent = 0;
-  Status send_status;
-  auto flush = [&] {
-    const std::vector<char> installed = s.StillInstalled(chunk, s.options().stat_threads);
+  std::optional<protocol::WirePath> last;
+  while (true) {
+    ASSIGN_OR_RETURN(auto page, s.manifest().Page(owner, last ? &*last : nullptr,
+                                                  kManifestChunkEntries));
+    if (page.empty()) break;
+    last = page.back().entry.path;
+    const std::vector<char> installed = s.StillInstalled(page, s.options().stat_threads);
     std::vector<protocol::ManifestEntry> out;
-    out.reserve(chunk.size());
-    for (size_t i = 0; i < chunk.size(); ++i) {
+    out.reserve(page.size());
+    for (size_t i = 0; i < page.size(); ++i) {
       if (installed[i]) {
-        out.push_back(std::move(chunk[i].entry));
+        out.push_back(std::move(page[i].entry));
       } else {
-        stale.push_back(std::move(chunk[i].entry.path));
+        stale.push_back(std::move(page[i].entry.path));
       }
     }
-    chunk.clear();
-    if (out.empty() || !send_status.ok()) return;
-    send_status = t.Send(protocol::kManifestChunk, protocol::EncodeManifestChunk(out));
+    if (out.empty()) continue;
+    RETURN_IF_ERROR(t.Send(protocol::kManifestChunk, protocol::EncodeManifestChunk(out)));
     sent += out.size();
-  };
-  RETURN_IF_ERROR(s.manifest().ForEach(owner, [&](const StoredEntry& e) {
-    chunk.push_back(e);
-    if (chunk.size() == kManifestChunkEntries) flush();
-  }));
-  flush();
-  RETURN_IF_ERROR(send_status);
+  }
   if (!stale.empty()) {
     s.log().warn("manifest entries no longer match the disk dropped={}", stale.size());
     RETURN_IF_ERROR(s.manifest().Remove(stale));
