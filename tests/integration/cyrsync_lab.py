@@ -1,6 +1,7 @@
 """Helpers that drive the cyrsync binary around real Cyrus instances (cyruslab.py): a private
 CA, the replica daemon, and sync passes. Used by the demo and the integration tests."""
 
+import json
 import os
 import re
 import shutil
@@ -99,6 +100,31 @@ class Daemon:
             if time.time() > deadline:
                 return False
             time.sleep(0.05)
+
+
+def snapshot_config(base, pki, users, replica_port=None, master_port=None, path=None, **extra):
+    """Writes a `cyrsync snapshot` configuration with one store `s1` whose slots are the given
+    daemons (a replica slot first, falling back to the master slot when there is one); `extra`
+    overrides top-level keys. Returns its path (default <base>/snapshot.json)."""
+    slots = []
+    if replica_port:
+        slots.append({"role": "replica", "host": "127.0.0.1", "port": replica_port, "drive": "r1"})
+    if master_port:
+        slots.append({"role": "master", "host": "127.0.0.1", "port": master_port, "drive": "m1"})
+    conf = {
+        "archive_dir": os.path.join(base, "archives"),
+        "tls": {"ca": os.path.join(pki.dir, "ca.crt"), "cert": os.path.join(pki.dir, "syncer.crt"),
+                "key": os.path.join(pki.dir, "syncer.key")},
+        "default_from": "replica", "on_replica_unavailable": "master" if master_port else "fail",
+        "max_replica_lag_seconds": 3600, "workers": 2, "retention_days": 30,
+        "stores": {"s1": {"slots": slots}},
+        "users": {u: "s1" for u in users},
+    }
+    conf.update(extra)
+    path = path or os.path.join(base, "snapshot.json")
+    with open(path, "w") as f:
+        json.dump(conf, f)
+    return path
 
 
 def sync_cmd(src: cl.CyrusInstance, daemon: Daemon, *extra):

@@ -6,7 +6,6 @@ import argparse
 import hashlib
 import os
 import subprocess
-import json
 import shutil
 import sys
 import tempfile
@@ -54,25 +53,14 @@ def cyrsync(*args):
 def snapshot_step(base, pki, daemon, users):
     """Backs every user up from the replica's daemon into per-user tar.gz archives, verifies
     them, and restores one user to a directory. True when all three succeed."""
-    conf = {
-        "archive_dir": os.path.join(base, "archives"),
-        "tls": {"ca": os.path.join(pki.dir, "ca.crt"), "cert": os.path.join(pki.dir, "syncer.crt"),
-                "key": os.path.join(pki.dir, "syncer.key")},
-        "default_from": "replica", "on_replica_unavailable": "fail",
-        "max_replica_lag_seconds": 3600, "workers": 2, "retention_days": 30,
-        "stores": {"s1": {"slots": [
-            {"role": "replica", "host": "127.0.0.1", "port": daemon.port, "drive": "r1"}]}},
-        "users": {u: "s1" for u in users},
-    }
-    path = os.path.join(base, "snapshot.json")
-    with open(path, "w") as f:
-        json.dump(conf, f)
-    print(f"== cyrsync snapshot -A from the replica slot into {conf['archive_dir']}")
+    path = lab.snapshot_config(base, pki, users, daemon.port)
+    archive_dir = os.path.join(base, "archives")
+    print(f"== cyrsync snapshot -A from the replica slot into {archive_dir}")
     rc_snap, out = cyrsync("snapshot", "-c", path, "-A")
     for line in out.splitlines():
         if "snapshot user=" in line or "snapshot done" in line:
             print("   ", line.split(" info snapshot ", 1)[-1])
-    archives = sorted(n for n in os.listdir(conf["archive_dir"]) if n.endswith(".tar.gz"))
+    archives = sorted(n for n in os.listdir(archive_dir) if n.endswith(".tar.gz"))
     print(f"   archives: {', '.join(archives)}")
     rc_verify, out = cyrsync("verify", "-c", path, "-A", "--json")
     print(f"== cyrsync verify -A: exit {rc_verify}")

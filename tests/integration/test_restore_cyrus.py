@@ -53,20 +53,7 @@ def cyrsync(*args, timeout=600):
 
 
 def write_config(base, pki, replica_port):
-    conf = {
-        "archive_dir": os.path.join(base, "archives"),
-        "tls": {"ca": os.path.join(pki.dir, "ca.crt"), "cert": os.path.join(pki.dir, "syncer.crt"),
-                "key": os.path.join(pki.dir, "syncer.key")},
-        "default_from": "replica", "on_replica_unavailable": "fail",
-        "max_replica_lag_seconds": 3600, "workers": 1, "retention_days": 30,
-        "stores": {"s1": {"slots": [
-            {"role": "replica", "host": "127.0.0.1", "port": replica_port, "drive": "r1"}]}},
-        "users": {USER: "s1"},
-    }
-    path = os.path.join(base, "snapshot.json")
-    with open(path, "w") as f:
-        json.dump(conf, f)
-    return path
+    return lab.snapshot_config(base, pki, (USER,), replica_port, workers=1)
 
 
 def own(name):

@@ -37,22 +37,9 @@ def cyrsync(*args, check_rc=None, timeout=600):
 
 
 def write_config(base, pki, replica_port, master_port, **extra):
-    conf = {
-        "archive_dir": os.path.join(base, "archives"),
-        "tls": {"ca": os.path.join(pki.dir, "ca.crt"), "cert": os.path.join(pki.dir, "syncer.crt"),
-                "key": os.path.join(pki.dir, "syncer.key")},
-        "default_from": "replica", "on_replica_unavailable": "master",
-        "max_replica_lag_seconds": 3600, "workers": 2, "retention_days": 30,
-        "stores": {"s1": {"slots": [
-            {"role": "replica", "host": "127.0.0.1", "port": replica_port, "drive": "r1"},
-            {"role": "master", "host": "127.0.0.1", "port": master_port, "drive": "m1"}]}},
-        "users": {u: "s1" for u in ("alice", "bob", "carol", "dave")},
-    }
-    conf.update(extra)
     path = os.path.join(base, "snapshot.json" if not extra else "snapshot-alt.json")
-    with open(path, "w") as f:
-        json.dump(conf, f)
-    return path
+    return lab.snapshot_config(base, pki, ("alice", "bob", "carol", "dave"), replica_port,
+                               master_port, path=path, **extra)
 
 
 def folder_dirs(inst, user):
