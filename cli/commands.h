@@ -29,6 +29,7 @@ struct ServeArgs {
   std::string cyrus_pidfile;
   bool recover_only = false;
   bool read_only = false;  // beside a live Cyrus: serve snapshot reads only
+  int stat_threads = 16;   // threads that check the manifest against the disk
 };
 
 struct CaArgs {

@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   s->add_flag("--full", sync.opts.full, "also compare directory listings and repair");
   s->add_option("--every", sync.every_seconds, "repeat every SECONDS");
   s->add_option("--workers", sync.opts.workers, "parallel connections");
-  s->add_option("--stat-threads", sync.opts.stat_threads, "threads that stat cyrus.* files");
+  s->add_option("--stat-threads", sync.opts.stat_threads, "threads that stat cyrus.* files")
+      ->check(CLI::Range(1, 256));
   s->add_flag("--force", sync.opts.force, "override the disk-loss guard");
   s->add_option("--max-delete-share", sync.opts.max_delete_share, "guard threshold (0-1)");
 
@@ -53,6 +54,8 @@ int main(int argc, char** argv) {
   v->add_option("--state-dir", serve.state_dir, "manifest and journals (default <conf>/cyrsync)");
   v->add_option("--cyrus-user", serve.cyrus_user, "owner of written files");
   v->add_option("--cyrus-pidfile", serve.cyrus_pidfile, "refuse writes while this Cyrus runs");
+  v->add_option("--stat-threads", serve.stat_threads, "threads that check the manifest")
+      ->check(CLI::Range(1, 256));
   v->add_flag("--read-only", serve.read_only, "serve snapshot reads only (beside a live Cyrus)");
   v->add_flag("--allow-restore", serve.allow_restore,
               "accept restores of archived folders into new folders (Cyrus may run)");

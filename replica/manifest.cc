@@ -1,6 +1,8 @@
 #include "replica/manifest.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 namespace cyrsync::replica {
 namespace {
@@ -99,12 +101,25 @@ Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path) {
     sqlite3_close(db);
     return s;
   }
-  std::unique_ptr<Manifest> m(new Manifest(db));
+  std::unique_ptr<Manifest> m(new Manifest(db, path));
   // NORMAL: a commit lost in a crash leaves the manifest older than the disk, which is safe (an
   // entry whose copy changed is dropped and copied again); it saves an fsync per folder.
-  RETURN_IF_ERROR(m->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
+  // EXCLUSIVE: this process is the manifest's only user (one connection behind mu_), so the
+  // file stays locked from the first read on: no lock round trips per transaction, no shared
+  // memory index, and a second daemon on the same state directory fails instead of interleaving.
+  RETURN_IF_ERROR(m->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+                          "PRAGMA synchronous=NORMAL;"));
   RETURN_IF_ERROR(m->Exec(kSchema));
   return m;
+}
+
+void Manifest::WillNeed() const {
+  for (const std::string& p : {path_, path_ + "-wal"}) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    ::close(fd);
+  }
 }
 
 void Manifest::Checkpoint() {

@@ -64,9 +64,12 @@ class Manifest {
   // manifest.
   Result<std::vector<StoredEntry>> Page(const std::string& owner, const protocol::WirePath* after,
                                         size_t limit);
+  // Asks the kernel to read the database files ahead (a hint; a whole-manifest walk follows).
+  // A cold walk otherwise reads its B-tree pages one random read at a time.
+  void WillNeed() const;
 
  private:
-  explicit Manifest(sqlite3* db) : db_(db) {}
+  Manifest(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   Status Exec(const char* sql);
   Status UpsertLocked(const StoredEntry& e);
   Status RemoveLocked(const protocol::WirePath& p);
@@ -74,6 +77,7 @@ class Manifest {
 
   std::mutex mu_;
   sqlite3* db_;
+  const std::string path_;
   // Prepared statements by SQL text, kept for the connection's life (the daemon runs the same
   // few queries for every folder). Guarded by mu_.
   std::unordered_map<std::string, sqlite3_stmt*> stmts_;

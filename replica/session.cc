@@ -127,6 +127,7 @@ Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   std::vector<protocol::WirePath> stale;
   uint64_t sent = 0;
   std::optional<protocol::WirePath> last;
+  s.manifest().WillNeed();
   while (true) {
     ASSIGN_OR_RETURN(auto page, s.manifest().Page(owner, last ? &*last : nullptr,
                                                   kManifestChunkEntries));

@@ -263,28 +263,78 @@ Status Store::SyncFilesystems(const std::set<std::string>& dirs) {
   return Status::Ok();
 }
 
+struct Store::CommitRequest {
+  const std::vector<StagedFile>* files;
+  Status status;
+  bool done = false;
+  std::condition_variable cv;
+};
+
 Status Store::InstallTogether(const std::vector<StagedFile>& files) {
   if (files.empty()) return Status::Ok();
+  CommitRequest req{&files};
+  std::unique_lock lock(commit_mu_);
+  commit_queue_.push_back(&req);
+  req.cv.wait(lock, [&] { return req.done || commit_queue_.front() == &req; });
+  if (req.done) return req.status;
+  // This request leads: it commits every set queued so far, its own first.
+  std::vector<CommitRequest*> group(commit_queue_.begin(), commit_queue_.end());
+  lock.unlock();
+  CommitGroup(group);
+  lock.lock();
+  for (CommitRequest* r : group) {
+    commit_queue_.pop_front();
+    r->done = true;
+    if (r != &req) r->cv.notify_one();
+  }
+  if (!commit_queue_.empty()) commit_queue_.front()->cv.notify_one();
+  return req.status;
+}
+
+size_t Store::QueuedCommitsForTest() {
+  std::lock_guard lock(commit_mu_);
+  return commit_queue_.size();
+}
+
+void Store::CommitGroup(const std::vector<CommitRequest*>& group) {
+  auto fail_all = [&](const Status& st) {
+    for (CommitRequest* r : group) {
+      if (r->status.ok()) r->status = st;
+    }
+  };
   // 1. The staged files were written without fsyncs of their own: one syncfs per filesystem
   //    makes their data durable. 2. Only then is the journal made durable (its data and its
   //    directory entry), so a journal that survives a crash never names data that did not.
   std::set<std::string> stage_dirs;
-  for (const auto& f : files) stage_dirs.insert(Dirname(f.staged));
-  RETURN_IF_ERROR(SyncFilesystems(stage_dirs));
+  std::vector<StagedFile> all;
+  for (const CommitRequest* r : group) {
+    for (const auto& f : *r->files) stage_dirs.insert(Dirname(f.staged));
+    all.insert(all.end(), r->files->begin(), r->files->end());
+  }
+  if (Status st = SyncFilesystems(stage_dirs); !st.ok()) return fail_all(st);
   const std::string journal =
       JoinPath(opts_.state_dir, "journal-" + pid_ + "-" + std::to_string(++seq_));
   Status written = [&]() -> Status {
     ASSIGN_OR_RETURN(auto jf, env_->NewWritable(journal, 0600));
-    RETURN_IF_ERROR(jf->Append(EncodeJournal(files)));
+    RETURN_IF_ERROR(jf->Append(EncodeJournal(all)));
     RETURN_IF_ERROR(jf->Sync());
     RETURN_IF_ERROR(jf->Close());
     return env_->SyncDir(opts_.state_dir);
   }();
   if (!written.ok()) {
     (void)env_->Remove(journal);
-    return written;
+    return fail_all(written);
   }
   std::set<std::string> dirs;
+  for (CommitRequest* r : group) r->status = RenameSet(*r->files, dirs);
+  // A failed set is not recorded in the manifest, so the source sends it again.
+  for (const auto& d : dirs) {
+    if (Status st = env_->SyncDir(d); !st.ok()) return fail_all(st);
+  }
+  if (Status st = env_->Remove(journal); !st.ok()) fail_all(st);
+}
+
+Status Store::RenameSet(const std::vector<StagedFile>& files, std::set<std::string>& dirs) {
   Status failed;
   for (const auto& f : files) {
     Status st = failed.ok() ? env_->Rename(f.staged, f.final) : failed;
@@ -295,9 +345,6 @@ Status Store::InstallTogether(const std::vector<StagedFile>& files) {
     }
     dirs.insert(Dirname(f.final));
   }
-  for (const auto& d : dirs) RETURN_IF_ERROR(env_->SyncDir(d));
-  // A failed set is not recorded in the manifest, so the source sends it again.
-  RETURN_IF_ERROR(env_->Remove(journal));
   return failed;
 }
 

@@ -21,7 +21,7 @@ struct Options {
   int workers = 4;
   // Threads that stat the folders' cyrus.* files at the start of a pass (default 8: with a cold
   // cache the stats wait on the disk, not the CPU).
-  int stat_threads = 8;
+  int stat_threads = 16;
   // A file modified less than this long before it was copied may change again within the same
   // timestamp tick; it is copied again on the next pass ("racy git"). Default 1 s, which also
   // covers filesystems with whole-second timestamps.

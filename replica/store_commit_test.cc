@@ -1,0 +1,141 @@
+// Store::InstallTogether's group commit: sets handed in while a commit flushes are committed
+// together by the next leader (one syncfs, one journal), each set still installed whole.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "replica/session_test_util.h"
+
+namespace cyrsync::replica {
+namespace {
+
+using namespace ::cyrsync::replica::test;  // NOLINT(google-build-using-namespace)
+
+// Holds the first syncfs until released; counts syncfs calls and journals.
+class GateEnv : public EnvWrapper {
+ public:
+  GateEnv() : EnvWrapper(Env::Default()) {}
+  Status SyncFileSystem(const std::string& p) override {
+    std::unique_lock lock(mu_);
+    if (syncfs_++ == 0) {
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return released_; });
+    }
+    return EnvWrapper::SyncFileSystem(p);
+  }
+  Result<std::unique_ptr<WritableFile>> NewWritable(const std::string& p, uint32_t mode) override {
+    if (Basename(p).rfind("journal-", 0) == 0) ++journals_;
+    return EnvWrapper::NewWritable(p, mode);
+  }
+  Status Rename(const std::string& from, const std::string& to) override {
+    if (Basename(to) == fail_rename_) return IOError("rename refused (test): " + to);
+    return EnvWrapper::Rename(from, to);
+  }
+  void WaitEntered() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int syncfs() {
+    std::lock_guard lock(mu_);
+    return syncfs_;
+  }
+  std::atomic<int> journals_{0};
+  std::string fail_rename_;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int syncfs_ = 0;
+  bool entered_ = false, released_ = false;
+};
+
+class ReplicaStoreCommitTest : public ReplicaFixture {
+ protected:
+  // A staged set of two files for folder `user/<who>`, with the given contents.
+  std::vector<StagedFile> StageSet(Store& store, const std::string& who) {
+    std::vector<StagedFile> set;
+    for (const char* name : {"cyrus.header", "cyrus.index"}) {
+      const std::string rel = "user/" + who + "/" + name;
+      fs::create_directories(Spool("user/" + who));
+      auto staged = store.NewStagePath({"partition-default", rel});
+      EXPECT_TRUE(staged.ok());
+      WriteFile(*staged, who + " " + name);
+      set.push_back({*staged, Spool(rel)});
+    }
+    return set;
+  }
+};
+
+TEST_F(ReplicaStoreCommitTest, SetsQueuedDuringACommitShareTheNextOne) {
+  GateEnv env;
+  store_.reset();  // the manifest has one user at a time
+  auto opened = Store::Open(&env, *conf_, opts_, NullLogger());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& store = **opened;
+  const std::vector<std::string> who = {"first", "b", "c", "d"};
+  std::vector<std::vector<StagedFile>> sets;
+  for (const auto& w : who) sets.push_back(StageSet(store, w));
+  std::vector<Status> result(who.size());
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { result[0] = store.InstallTogether(sets[0]); });
+  env.WaitEntered();  // the first set is flushing
+  for (size_t i = 1; i < who.size(); ++i) {
+    threads.emplace_back([&, i] { result[i] = store.InstallTogether(sets[i]); });
+  }
+  while (store.QueuedCommitsForTest() < who.size()) std::this_thread::yield();
+  env.Release();
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < who.size(); ++i) {
+    EXPECT_TRUE(result[i].ok()) << who[i] << ": " << result[i].ToString();
+    EXPECT_EQ(ReadFile(Spool("user/" + who[i] + "/cyrus.index")), who[i] + " cyrus.index");
+    EXPECT_EQ(ReadFile(Spool("user/" + who[i] + "/cyrus.header")), who[i] + " cyrus.header");
+  }
+  EXPECT_EQ(env.syncfs(), 2);  // the first set alone, then the three queued ones together
+  EXPECT_EQ(env.journals_.load(), 2);
+  EXPECT_EQ(store.QueuedCommitsForTest(), 0u);
+  for (const auto& e : fs::directory_iterator(opts_.state_dir)) {
+    EXPECT_NE(e.path().filename().string().rfind("journal-", 0), 0u) << e.path();
+  }
+}
+
+TEST_F(ReplicaStoreCommitTest, AFailedRenameFailsOnlyItsOwnSetInTheGroup) {
+  GateEnv env;
+  store_.reset();  // the manifest has one user at a time
+  auto opened = Store::Open(&env, *conf_, opts_, NullLogger());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& store = **opened;
+  auto lead = StageSet(store, "lead");
+  auto bad = StageSet(store, "bad");
+  auto good = StageSet(store, "good");
+  bad[0].final = Spool("user/bad/refused");
+  env.fail_rename_ = "refused";
+  Status lead_st, bad_st, good_st;
+  std::thread t1([&] { lead_st = store.InstallTogether(lead); });
+  env.WaitEntered();
+  std::thread t2([&] { bad_st = store.InstallTogether(bad); });
+  while (store.QueuedCommitsForTest() < 2) std::this_thread::yield();
+  std::thread t3([&] { good_st = store.InstallTogether(good); });
+  while (store.QueuedCommitsForTest() < 3) std::this_thread::yield();
+  env.Release();
+  for (auto* t : {&t1, &t2, &t3}) t->join();
+  EXPECT_EQ(env.syncfs(), 2);
+  EXPECT_TRUE(lead_st.ok()) << lead_st.ToString();
+  EXPECT_FALSE(bad_st.ok());
+  EXPECT_NE(bad_st.ToString().find("refused"), std::string::npos) << bad_st.ToString();
+  EXPECT_FALSE(Exists(Spool("user/bad/cyrus.index")));  // nothing of the set after the failure
+  EXPECT_FALSE(Exists(bad[1].staged));                   // and its temp is gone
+  EXPECT_TRUE(good_st.ok()) << good_st.ToString();
+  EXPECT_EQ(ReadFile(Spool("user/good/cyrus.index")), "good cyrus.index");
+}
+
+}  // namespace
+}  // namespace cyrsync::replica
