@@ -1,7 +1,9 @@
 #include "replica/store.h"
 
 #include <openssl/rand.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 
 #include <set>
 
@@ -73,8 +75,29 @@ Result<std::unique_ptr<Store>> Store::Open(Env* env, const cyrus::ImapdConf& con
   return s;
 }
 
+Store::~Store() {
+  manifest_.reset();
+  if (state_lock_fd_ >= 0) ::close(state_lock_fd_);
+}
+
+Status Store::LockStateDir() {
+  const std::string path = JoinPath(opts_.state_dir, "lock");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return PosixError("open " + path, errno);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err != EWOULDBLOCK) return PosixError("lock " + path, err);
+    return FailedPreconditionError("another cyrsync serve or recover is using the state directory " +
+                                   opts_.state_dir + " (" + path + " is locked)");
+  }
+  state_lock_fd_ = fd;
+  return Status::Ok();
+}
+
 Status Store::Init() {
   RETURN_IF_ERROR(MakeDirs(env_, opts_.state_dir, 0700));
+  RETURN_IF_ERROR(LockStateDir());
   const std::string id_path = JoinPath(opts_.state_dir, "instance-id");
   auto id = ReadFileToString(env_, id_path);
   if (id.ok() && id->size() >= 32) {

@@ -59,6 +59,10 @@ class Store {
                                              StoreOptions opts,
                                              std::shared_ptr<spdlog::logger> log);
 
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
   const std::string& instance_id() const { return instance_id_; }
   Env* env() const { return env_; }
   Manifest& manifest() { return *manifest_; }
@@ -136,6 +140,10 @@ class Store {
         std::shared_ptr<spdlog::logger> log)
       : env_(env), conf_(conf), opts_(std::move(opts)), log_(std::move(log)) {}
   Status Init();
+  // Takes the state directory's lock (flock of <state_dir>/lock, held for the Store's life):
+  // a second daemon or a `recover` on the same replica refuses instead of rolling forward or
+  // deleting what a live daemon is writing.
+  Status LockStateDir();
   Status RecoverJournals();
   // One syncfs per filesystem holding any of dirs.
   Status SyncFilesystems(const std::set<std::string>& dirs);
@@ -152,6 +160,7 @@ class Store {
   StoreOptions opts_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<Manifest> manifest_;
+  int state_lock_fd_ = -1;
   std::string instance_id_;
   std::atomic<uint64_t> seq_{0};
   const std::string pid_ = std::to_string(::getpid());  // names stage files and journals

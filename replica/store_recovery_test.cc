@@ -213,5 +213,16 @@ TEST_F(ReplicaStoreRecoveryTest, StagingNotesComeAndGoWithTheExchange) {
   EXPECT_FALSE(Exists(*note));
 }
 
+TEST_F(ReplicaStoreRecoveryTest, OneStoreAtATimePerStateDirectory) {
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  auto second = Store::Open(Env::Default(), *conf_, opts_, NullLogger());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(second.status().ToString().find(opts_.state_dir), std::string::npos);
+  store_.reset();
+  auto again = Store::Open(Env::Default(), *conf_, opts_, NullLogger());
+  EXPECT_TRUE(again.ok()) << again.status().ToString();
+}
+
 }  // namespace
 }  // namespace cyrsync::replica
