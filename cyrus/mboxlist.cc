@@ -254,6 +254,7 @@ Result<std::vector<MailboxEntry>> ParseMailboxList(const KvList& records, const 
   (void)conf;  // the layout is fully described by the records themselves
   const bool v36 = internal::Is36Layout(records);
   std::vector<MailboxEntry> out;
+  out.reserve(records.size());
   for (const auto& [key, value] : records) {
     if (!internal::IsEntryKey(key, v36)) continue;
     ASSIGN_OR_RETURN(MailboxEntry e, internal::ParseRecord(key, value, v36));
@@ -292,6 +293,7 @@ Result<std::vector<MailboxEntry>> LoadMailboxList(Env* env, const ImapdConf& con
     ASSIGN_OR_RETURN(bytes, file->ReadAll());
   }
   ASSIGN_OR_RETURN(KvList records, ReadCyrusDb(bytes, path));
+  std::string().swap(bytes);  // the records are copies: the file's bytes go before the parse
   auto entries = ParseMailboxList(records, conf);
   if (!entries.ok()) return entries.error().WithContext(path);
   return entries;

@@ -58,7 +58,7 @@ struct RunInfo {
 
 struct WriterOptions {
   int compression_level = 1;                 // 0-9 as zlib's; 1 is the throughput default
-  uint64_t member_target = uint64_t{4} << 20;  // start a new gzip member after this much input
+  uint64_t member_target = uint64_t{1} << 20;  // start a new gzip member after this much input
 };
 
 class IndexDb;
