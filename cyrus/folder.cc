@@ -4,10 +4,14 @@
 
 namespace cyrsync::cyrus {
 
+std::string FolderKey(const MailboxEntry& mb) {
+  return mb.uniqueid.empty() ? mb.intname : mb.uniqueid;
+}
+
 Folder DescribeFolder(const ImapdConf& conf, const MailboxEntry& mb) {
   Folder f;
   f.mb = mb;
-  f.key = mb.uniqueid.empty() ? mb.intname : mb.uniqueid;
+  f.key = FolderKey(mb);
   f.owner = mb.Owner();
   f.data_dir = DataDir(conf, mb);
   f.archive_dir = ArchiveDir(conf, mb);

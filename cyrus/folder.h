@@ -25,6 +25,8 @@ struct Folder {
 };
 
 Folder DescribeFolder(const ImapdConf& conf, const MailboxEntry& mb);
+// Folder::key alone: the uniqueid, or the internal name when there is none.
+std::string FolderKey(const MailboxEntry& mb);
 
 // Held while a folder's metadata is read; released in reverse order of acquisition on
 // destruction. Writers of that user's mailboxes (deliveries, flag changes) block meanwhile.

@@ -39,12 +39,13 @@ bool Differs(const protocol::WirePath& path, const std::optional<protocol::StatT
 
 }  // namespace
 
-SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f) {
+SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const cyrus::RootedPath& index_p,
+                       const cyrus::RootedPath& header_p) {
   SourceStats s;
-  s.index_path = ToWire(f.index);
-  s.header_path = ToWire(f.header);
-  auto index = cyrus::Resolve(conf, f.index);
-  auto header = cyrus::Resolve(conf, f.header);
+  s.index_path = ToWire(index_p);
+  s.header_path = ToWire(header_p);
+  auto index = cyrus::Resolve(conf, index_p);
+  auto header = cyrus::Resolve(conf, header_p);
   if (index.ok() && header.ok() && Dirname(*index) == Dirname(*header)) {
     // The usual layout: both in the folder's meta directory, one path walk for the two.
     const std::string names[] = {Basename(*index), Basename(*header)};
@@ -53,9 +54,13 @@ SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f) 
     if (s.index && st[1].ok()) s.header = ToTuple(*st[1]);
     return s;
   }
-  s.index = StatSource(env, conf, f.index);
-  if (s.index) s.header = StatSource(env, conf, f.header);
+  s.index = StatSource(env, conf, index_p);
+  if (s.index) s.header = StatSource(env, conf, header_p);
   return s;
+}
+
+SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f) {
+  return StatFolder(env, conf, f.index, f.header);
 }
 
 FolderState CompareFolder(Env* env, const cyrus::ImapdConf& conf, const SourceStats& st,

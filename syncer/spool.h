@@ -58,6 +58,8 @@ struct SourceStats {
   std::optional<protocol::StatTuple> index, header;
 };
 SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f);
+SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const cyrus::RootedPath& index,
+                       const cyrus::RootedPath& header);
 
 // Compares the stats with what the replica installed; for a pre-v12 index also stats
 // cyrus.expunge (expunge_path computes it only then).
