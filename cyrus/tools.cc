@@ -51,4 +51,14 @@ Result<std::string> ReconstructFolder(const CyrusTools& tools, const std::string
   return r.output;
 }
 
+Status FixUserQuota(const CyrusTools& tools, const std::string& userid) {
+  const std::string exe = JoinPath(tools.bin_dir, "quota");
+  ASSIGN_OR_RETURN(auto r, RunProcess({exe, "-C", tools.conf_path, "-f", "-u", userid}));
+  if (!r.ok()) {
+    return FailedPreconditionError(exe + " -f -u " + userid + " failed (" + r.Describe() +
+                                   "): " + Tail(r.output));
+  }
+  return Status::Ok();
+}
+
 }  // namespace cyrsync::cyrus

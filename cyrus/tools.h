@@ -27,4 +27,8 @@ Status UndumpMailboxes(Env* env, const ImapdConf& conf, const CyrusTools& tools,
 // exits non-zero.
 Result<std::string> ReconstructFolder(const CyrusTools& tools, const std::string& intname);
 
+// Runs `quota -C conf -f -u userid`: recounts the usage of the user's quota root (reconstruct of
+// a new folder does not add its messages to it). kFailedPrecondition when it exits non-zero.
+Status FixUserQuota(const CyrusTools& tools, const std::string& userid);
+
 }  // namespace cyrsync::cyrus

@@ -1,7 +1,8 @@
 // Restore mode: a folder from a snapshot archive becomes a NEW folder of the server this daemon
 // runs beside, while its Cyrus keeps running. The files are staged and installed together, the
-// folder is registered with `ctl_mboxlist -u` and checked with `reconstruct`; nothing existing
-// is ever written over. Wire format: doc/formats/protocol.md, "Restore service".
+// folder is registered with `ctl_mboxlist -u`, checked with `reconstruct`, and its owner's
+// quota usage recounted with `quota -f -u`; nothing existing is ever written over. Wire format:
+// doc/formats/protocol.md, "Restore service".
 #include <map>
 #include <random>
 
@@ -208,6 +209,11 @@ Status Commit(Transport& t, Store& s, Restore& r) {
   ASSIGN_OR_RETURN(std::string out, cyrus::ReconstructFolder(s.options().tools, r.name));
   s.log().info("folder restored mailbox={} uniqueid={} messages={} reconstruct=\"{}\"", r.name,
                r.uniqueid, r.messages.size(), out.substr(0, 400));
+  // The restored messages count against the owner's quota from now on.
+  if (Status st = cyrus::FixUserQuota(s.options().tools, r.inbox.Owner()); !st.ok()) {
+    return st.WithContext("folder " + r.name + " is restored, but its owner's quota usage was "
+                          "not recounted");
+  }
   return t.Send(protocol::kRestoreDone,
                 protocol::Encode(protocol::RestoreDone{r.uniqueid,
                                                        static_cast<uint32_t>(r.messages.size())}));

@@ -130,6 +130,27 @@ def live_restore(master, conf, base):
     findings = cl.reconstruct_findings(master)
     check("reconstruct -n finds nothing to fix on the master afterwards", findings == [],
           findings[:10])
+    # The restored messages count against the owner's quota at once: the usage Cyrus reports
+    # is what `quota -f` (a full recount) makes it.
+    before = storage_usage(master, "alice")
+    master.tool("quota", "-f", "-u", "alice", check=True)
+    check("the owner's quota usage includes the restored folders", before is not None and
+          before == storage_usage(master, "alice"), (before, storage_usage(master, "alice")))
+
+
+def storage_usage(inst, user):
+    """The STORAGE usage (KiB) of the user's quota root as IMAP GETQUOTAROOT reports it."""
+    c = inst.imap(user)
+    try:
+        typ, data = c.getquotaroot("INBOX")
+    finally:
+        c.logout()
+    for item in data[1] if typ == "OK" and len(data) > 1 else []:
+        text = item.decode() if isinstance(item, bytes) else str(item)
+        words = text.replace("(", " ").replace(")", " ").split()
+        if "STORAGE" in words:
+            return int(words[words.index("STORAGE") + 1])
+    return None
 
 
 def scenario(base):
