@@ -1,5 +1,6 @@
 #include "replica/session.h"
 
+#include <future>
 #include <map>
 #include <optional>
 
@@ -126,13 +127,20 @@ Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(std::string owner, protocol::DecodeString(f.payload));
   std::vector<protocol::WirePath> stale;
   uint64_t sent = 0;
-  std::optional<protocol::WirePath> last;
   s.manifest().WillNeed();
+  // The next page is read while this one is checked and sent: cold, reading the manifest and
+  // statting the files it names are both waits for the disk, and they overlap. (On an early
+  // return, the destructor of the std::async future waits for the read in flight.)
+  auto read_after = [&s, &owner](std::optional<protocol::WirePath> after) {
+    return std::async(std::launch::async, [&s, &owner, after = std::move(after)] {
+      return s.manifest().Page(owner, after ? &*after : nullptr, kManifestChunkEntries);
+    });
+  };
+  auto next = read_after(std::nullopt);
   while (true) {
-    ASSIGN_OR_RETURN(auto page, s.manifest().Page(owner, last ? &*last : nullptr,
-                                                  kManifestChunkEntries));
+    ASSIGN_OR_RETURN(auto page, next.get());
     if (page.empty()) break;
-    last = page.back().entry.path;
+    next = read_after(page.back().entry.path);
     const std::vector<char> installed = s.StillInstalled(page, s.options().stat_threads);
     std::vector<protocol::ManifestEntry> out;
     out.reserve(page.size());
