@@ -60,6 +60,15 @@ class GateEnv : public EnvWrapper {
 
 class ReplicaStoreCommitTest : public ReplicaFixture {
  protected:
+  // A store on env_ in place of the fixture's (the manifest has one user at a time).
+  Store& OpenGated() {
+    store_.reset();
+    auto opened = Store::Open(&env_, *conf_, opts_, NullLogger());
+    EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+    gated_ = std::move(*opened);
+    return *gated_;
+  }
+
   // A staged set of two files for folder `user/<who>`, with the given contents.
   std::vector<StagedFile> StageSet(Store& store, const std::string& who) {
     std::vector<StagedFile> set;
@@ -73,14 +82,14 @@ class ReplicaStoreCommitTest : public ReplicaFixture {
     }
     return set;
   }
+
+  GateEnv env_;  // outlives gated_
+  std::unique_ptr<Store> gated_;
 };
 
 TEST_F(ReplicaStoreCommitTest, SetsQueuedDuringACommitShareTheNextOne) {
-  GateEnv env;
-  store_.reset();  // the manifest has one user at a time
-  auto opened = Store::Open(&env, *conf_, opts_, NullLogger());
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  Store& store = **opened;
+  Store& store = OpenGated();
+  GateEnv& env = env_;
   const std::vector<std::string> who = {"first", "b", "c", "d"};
   std::vector<std::vector<StagedFile>> sets;
   for (const auto& w : who) sets.push_back(StageSet(store, w));
@@ -108,11 +117,8 @@ TEST_F(ReplicaStoreCommitTest, SetsQueuedDuringACommitShareTheNextOne) {
 }
 
 TEST_F(ReplicaStoreCommitTest, AFailedRenameFailsOnlyItsOwnSetInTheGroup) {
-  GateEnv env;
-  store_.reset();  // the manifest has one user at a time
-  auto opened = Store::Open(&env, *conf_, opts_, NullLogger());
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  Store& store = **opened;
+  Store& store = OpenGated();
+  GateEnv& env = env_;
   auto lead = StageSet(store, "lead");
   auto bad = StageSet(store, "bad");
   auto good = StageSet(store, "good");
