@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 
 #include "common/hash.h"
@@ -98,17 +99,19 @@ Status SendBody(Transport& t, std::string_view data) {
 }
 
 // One read buffer per thread: a fresh 1 MiB buffer per message file cost a memset each time.
-std::string& ChunkBuffer() {
-  thread_local std::string buf(kDataChunk, '\0');
-  return buf;
+// Left uninitialized, so a thread that only ever sends small files touches (and keeps
+// resident) only the pages its reads filled, not the whole MiB.
+std::span<char> ChunkBuffer() {
+  thread_local std::unique_ptr<char[]> buf(new char[kDataChunk]);
+  return {buf.get(), kDataChunk};
 }
 
 Result<uint64_t> SendFileBody(Transport& t, ReadableFile& file) {
   Sha1Hasher h;
-  std::string& buf = ChunkBuffer();
+  const std::span<char> buf = ChunkBuffer();
   uint64_t off = 0;
   while (true) {
-    ASSIGN_OR_RETURN(size_t n, file.ReadAt(off, std::span<char>(buf.data(), buf.size())));
+    ASSIGN_OR_RETURN(size_t n, file.ReadAt(off, buf));
     if (n == 0) break;
     std::string_view chunk(buf.data(), n);
     h.Update(chunk);
@@ -211,12 +214,12 @@ Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size, Re
 Result<uint64_t> SendFileDelta(Transport& t, ReadableFile& file, std::string_view signature) {
   ASSIGN_OR_RETURN(auto job, RsyncJob::Delta(signature));
   Sha1Hasher h;
-  std::string& buf = ChunkBuffer();
+  const std::span<char> buf = ChunkBuffer();
   std::string out;
   uint64_t off = 0;
   bool done = false;
   while (!done) {
-    ASSIGN_OR_RETURN(size_t n, file.ReadAt(off, std::span<char>(buf.data(), buf.size())));
+    ASSIGN_OR_RETURN(size_t n, file.ReadAt(off, buf));
     std::string_view chunk(buf.data(), n);
     h.Update(chunk);
     off += n;
