@@ -104,9 +104,9 @@ Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path) {
   std::unique_ptr<Manifest> m(new Manifest(db, path));
   // NORMAL: a commit lost in a crash leaves the manifest older than the disk, which is safe (an
   // entry whose copy changed is dropped and copied again); it saves an fsync per folder.
-  // EXCLUSIVE: this process is the manifest's only user (one connection behind mu_), so the
-  // file stays locked from the first read on: no lock round trips per transaction, no shared
-  // memory index, and a second daemon on the same state directory fails instead of interleaving.
+  // EXCLUSIVE: this process is the manifest's only user (one connection behind mu_; Store's
+  // flock of the state directory keeps other processes out), so there are no lock round trips
+  // per transaction and no shared-memory index.
   RETURN_IF_ERROR(m->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
                           "PRAGMA synchronous=NORMAL;"));
   RETURN_IF_ERROR(m->Exec(kSchema));
