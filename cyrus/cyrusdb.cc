@@ -147,19 +147,20 @@ uint64_t TsNext(const TsRecord& r, uint64_t end) {
   return p0 > p1 ? p0 : p1;
 }
 
-Status AppendTsRecord(std::string_view b, const TsRecord& r, std::string_view path, KvList* out) {
+Status VisitTsRecord(std::string_view b, const TsRecord& r, std::string_view path,
+                     const KvVisitor& visit) {
   if (r.type != kTsRecord) return DbError(path, "twoskip", "unexpected record type", r.offset);
   RETURN_IF_ERROR(CheckTsTail(b, r, path));
-  out->emplace_back(std::string(b.substr(r.key_offset, r.keylen)),
-                    std::string(b.substr(r.key_offset + r.keylen, r.vallen)));
-  return Status::Ok();
+  return visit(b.substr(r.key_offset, r.keylen), b.substr(r.key_offset + r.keylen, r.vallen));
 }
 
-Result<KvList> WalkTwoskip(std::string_view b, const TsHeader& h, std::string_view path) {
+// Returns the number of records visited.
+Result<uint64_t> WalkTwoskip(std::string_view b, const TsHeader& h, std::string_view path,
+                             const KvVisitor& visit) {
   const uint64_t end = h.current_size;
   ASSIGN_OR_RETURN(TsRecord rec, ReadTsRecord(b, kTsDummyOffset, end, path));
   if (rec.type != kTsDummy) return DbError(path, "twoskip", "no DUMMY record", kTsDummyOffset);
-  KvList out;
+  uint64_t visited = 0;
   const uint64_t max_steps = end / 24 + 1;  // every record is at least 24 bytes
   uint64_t steps = 0;
   for (uint64_t next = TsNext(rec, end); next != 0; next = TsNext(rec, end)) {
@@ -168,9 +169,11 @@ Result<KvList> WalkTwoskip(std::string_view b, const TsHeader& h, std::string_vi
       return DbError(path, "twoskip", "level-0 pointer beyond committed end", rec.offset);
     }
     ASSIGN_OR_RETURN(rec, ReadTsRecord(b, next, end, path));
-    if (rec.type != kTsDelete) RETURN_IF_ERROR(AppendTsRecord(b, rec, path, &out));
+    if (rec.type == kTsDelete) continue;
+    RETURN_IF_ERROR(VisitTsRecord(b, rec, path, visit));
+    ++visited;
   }
-  return out;
+  return visited;
 }
 
 // ---------------------------------------------------------------------------------- skiplist
@@ -297,20 +300,20 @@ DbFormat DetectDbFormat(std::string_view bytes) {
   return DbFormat::kFlat;
 }
 
-Result<KvList> ReadTwoskip(std::string_view bytes, std::string_view path) {
+Status VisitTwoskip(std::string_view bytes, std::string_view path, const KvVisitor& visit) {
   ASSIGN_OR_RETURN(internal::TsHeader h, internal::ParseTsHeader(bytes, path));
-  ASSIGN_OR_RETURN(KvList out, internal::WalkTwoskip(bytes, h, path));
+  ASSIGN_OR_RETURN(uint64_t visited, internal::WalkTwoskip(bytes, h, path, visit));
   bool clean = (h.flags & internal::kTsDirty) == 0 && h.current_size == bytes.size();
-  if (clean && out.size() != h.num_records) {
+  if (clean && visited != h.num_records) {
     return internal::DbError(path, "twoskip",
                              "header counts " + std::to_string(h.num_records) + " records, found " +
-                                 std::to_string(out.size()),
+                                 std::to_string(visited),
                              32);
   }
-  return out;
+  return Status::Ok();
 }
 
-Result<KvList> ReadSkiplist(std::string_view bytes, std::string_view path) {
+Status VisitSkiplist(std::string_view bytes, std::string_view path, const KvVisitor& visit) {
   using internal::DbError;
   ASSIGN_OR_RETURN(uint64_t maxlevel, internal::CheckSkiplistHeader(bytes, path));
   ASSIGN_OR_RETURN(internal::SlNode node, internal::ReadSlNode(bytes, 48, path));
@@ -318,7 +321,6 @@ Result<KvList> ReadSkiplist(std::string_view bytes, std::string_view path) {
       node.level != maxlevel) {
     return DbError(path, "skiplist", "bad DUMMY node", 48);
   }
-  KvList out;
   const uint64_t max_steps = bytes.size() / 16 + 1;  // every node is at least 16 bytes
   for (uint64_t steps = 0; node.next0 != 0; ++steps) {
     if (steps > max_steps) return DbError(path, "skiplist", "pointer loop", node.offset);
@@ -326,13 +328,12 @@ Result<KvList> ReadSkiplist(std::string_view bytes, std::string_view path) {
     if (node.type == internal::kSlDummy) {
       return DbError(path, "skiplist", "DUMMY inside the list", node.offset);
     }
-    out.emplace_back(std::string(node.key), std::string(node.data));
+    RETURN_IF_ERROR(visit(node.key, node.data));
   }
-  return out;
+  return Status::Ok();
 }
 
-Result<KvList> ReadFlat(std::string_view bytes, std::string_view path) {
-  KvList out;
+Status VisitFlat(std::string_view bytes, std::string_view path, const KvVisitor& visit) {
   size_t pos = 0;
   while (pos < bytes.size()) {
     size_t eol = bytes.find('\n', pos);
@@ -344,25 +345,52 @@ Result<KvList> ReadFlat(std::string_view bytes, std::string_view path) {
     if (tab == std::string_view::npos) {
       return internal::DbError(path, "flat", "line without TAB", pos);
     }
-    out.emplace_back(internal::FlatDecode(line.substr(0, tab)),
-                     internal::FlatDecode(line.substr(tab + 1)));
+    RETURN_IF_ERROR(visit(internal::FlatDecode(line.substr(0, tab)),
+                          internal::FlatDecode(line.substr(tab + 1))));
     pos = eol + 1;
   }
-  return out;
+  return Status::Ok();
 }
 
-Result<KvList> ReadCyrusDb(std::string_view bytes, std::string_view path) {
+Status VisitCyrusDb(std::string_view bytes, std::string_view path, const KvVisitor& visit) {
   switch (DetectDbFormat(bytes)) {
     case DbFormat::kTwoskip:
-      return ReadTwoskip(bytes, path);
+      return VisitTwoskip(bytes, path, visit);
     case DbFormat::kSkiplist:
-      return ReadSkiplist(bytes, path);
+      return VisitSkiplist(bytes, path, visit);
     case DbFormat::kFlat:
-      return ReadFlat(bytes, path);
+      return VisitFlat(bytes, path, visit);
     case DbFormat::kUnknown:
       break;
   }
   return CorruptionError(std::string(path) + ": unknown Cyrus database format at offset 0");
+}
+
+namespace {
+
+Result<KvList> Collect(std::string_view bytes, std::string_view path,
+                       Status (*walk)(std::string_view, std::string_view, const KvVisitor&)) {
+  KvList out;
+  RETURN_IF_ERROR(walk(bytes, path, [&out](std::string_view k, std::string_view v) {
+    out.emplace_back(std::string(k), std::string(v));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+}  // namespace
+
+Result<KvList> ReadTwoskip(std::string_view bytes, std::string_view path) {
+  return Collect(bytes, path, &VisitTwoskip);
+}
+Result<KvList> ReadSkiplist(std::string_view bytes, std::string_view path) {
+  return Collect(bytes, path, &VisitSkiplist);
+}
+Result<KvList> ReadFlat(std::string_view bytes, std::string_view path) {
+  return Collect(bytes, path, &VisitFlat);
+}
+Result<KvList> ReadCyrusDb(std::string_view bytes, std::string_view path) {
+  return Collect(bytes, path, &VisitCyrusDb);
 }
 
 }  // namespace cyrsync::cyrus

@@ -4,6 +4,7 @@
 // records in key order. Untrusted input: every offset is bounds-checked.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,6 +15,10 @@
 namespace cyrsync::cyrus {
 
 using KvList = std::vector<std::pair<std::string, std::string>>;
+
+// Receives each live record in key order; the views are valid during the call only. A non-OK
+// status stops the walk and is returned.
+using KvVisitor = std::function<Status(std::string_view key, std::string_view value)>;
 
 enum class DbFormat { kTwoskip, kSkiplist, kFlat, kUnknown };
 
@@ -28,5 +33,12 @@ Result<KvList> ReadSkiplist(std::string_view bytes, std::string_view path);
 Result<KvList> ReadFlat(std::string_view bytes, std::string_view path);
 // Dispatches on DetectDbFormat.
 Result<KvList> ReadCyrusDb(std::string_view bytes, std::string_view path);
+
+// The same walks without copying: a 10k-folder mailboxes.db is megabytes of records, and a
+// reader that keeps only what it parses out of them need not hold a second copy.
+Status VisitTwoskip(std::string_view bytes, std::string_view path, const KvVisitor& visit);
+Status VisitSkiplist(std::string_view bytes, std::string_view path, const KvVisitor& visit);
+Status VisitFlat(std::string_view bytes, std::string_view path, const KvVisitor& visit);
+Status VisitCyrusDb(std::string_view bytes, std::string_view path, const KvVisitor& visit);
 
 }  // namespace cyrsync::cyrus

@@ -150,16 +150,13 @@ Result<MailboxEntry> EntryFromTextValue(std::string_view v, std::string intname)
 
 // 3.6 databases hold I<uniqueid> records whose value names the mailbox (N); older ones are
 // keyed by internal name (imap/mboxlist.c _check_rec_cb).
-bool Is36Layout(const KvList& records) {
-  for (const auto& [key, value] : records) {
-    if (key.empty() || key[0] != 'I' || value.empty() || value[0] != '%') continue;
-    auto d = ParseDlist(value);
-    if (d.ok() && !d->GetString("N").empty()) return true;
-  }
-  return false;
+bool Is36Record(std::string_view key, std::string_view value) {
+  if (key.empty() || key[0] != 'I' || value.empty() || value[0] != '%') return false;
+  auto d = ParseDlist(value);
+  return d.ok() && !d->GetString("N").empty();
 }
 
-Result<MailboxEntry> ParseRecord(const std::string& key, const std::string& value, bool v36) {
+Result<MailboxEntry> ParseRecord(std::string_view key, std::string_view value, bool v36) {
   if (v36) {
     std::string intname = DbnameToIntname(std::string_view(key).substr(1));
     if (value.empty() || value[0] != '%') {
@@ -168,10 +165,10 @@ Result<MailboxEntry> ParseRecord(const std::string& key, const std::string& valu
     auto e = EntryFromDlistValue(value, intname, /*pre36=*/false);
     return e.ok() ? e : e.error().WithContext(intname);
   }
-  if (value.empty()) return CorruptionError(key + ": empty value");
-  auto e = value[0] == '%' ? EntryFromDlistValue(value, key, /*pre36=*/true)
-                           : EntryFromTextValue(value, key);
-  return e.ok() ? e : e.error().WithContext(key);
+  if (value.empty()) return CorruptionError(std::string(key) + ": empty value");
+  auto e = value[0] == '%' ? EntryFromDlistValue(value, std::string(key), /*pre36=*/true)
+                           : EntryFromTextValue(value, std::string(key));
+  return e.ok() ? e : e.error().WithContext(std::string(key));
 }
 
 bool IsEntryKey(std::string_view key, bool v36) {
@@ -250,17 +247,41 @@ std::string IntnameToDbname(std::string_view intname) {
   return out;
 }
 
+namespace {
+
+// `walk` visits the database's records; it is called twice. The first pass finds the layout
+// and counts the entries, the second parses exactly those into a vector of the right size.
+// Parse errors name `context` (the file) when it is not empty.
+Result<std::vector<MailboxEntry>> ParseEntries(const std::function<Status(const KvVisitor&)>& walk,
+                                               const std::string& context) {
+  bool v36 = false;
+  size_t n36 = 0, nlegacy = 0;
+  RETURN_IF_ERROR(walk([&](std::string_view key, std::string_view value) {
+    if (!v36) v36 = internal::Is36Record(key, value);
+    n36 += internal::IsEntryKey(key, true);
+    nlegacy += internal::IsEntryKey(key, false);
+    return Status::Ok();
+  }));
+  std::vector<MailboxEntry> out;
+  out.reserve(v36 ? n36 : nlegacy);
+  RETURN_IF_ERROR(walk([&](std::string_view key, std::string_view value) -> Status {
+    if (!internal::IsEntryKey(key, v36)) return Status::Ok();
+    auto e = internal::ParseRecord(key, value, v36);
+    if (!e.ok()) return context.empty() ? e.error() : e.error().WithContext(context);
+    out.push_back(std::move(*e));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+}  // namespace
+
 Result<std::vector<MailboxEntry>> ParseMailboxList(const KvList& records, const ImapdConf& conf) {
   (void)conf;  // the layout is fully described by the records themselves
-  const bool v36 = internal::Is36Layout(records);
-  std::vector<MailboxEntry> out;
-  out.reserve(records.size());
-  for (const auto& [key, value] : records) {
-    if (!internal::IsEntryKey(key, v36)) continue;
-    ASSIGN_OR_RETURN(MailboxEntry e, internal::ParseRecord(key, value, v36));
-    out.push_back(std::move(e));
-  }
-  return out;
+  return ParseEntries([&records](const KvVisitor& visit) {
+    for (const auto& [key, value] : records) RETURN_IF_ERROR(visit(key, value));
+    return Status::Ok();
+  }, "");
 }
 
 namespace internal {
@@ -292,11 +313,9 @@ Result<std::vector<MailboxEntry>> LoadMailboxList(Env* env, const ImapdConf& con
     ASSIGN_OR_RETURN(auto file, internal::OpenLocked(env, path));
     ASSIGN_OR_RETURN(bytes, file->ReadAll());
   }
-  ASSIGN_OR_RETURN(KvList records, ReadCyrusDb(bytes, path));
-  std::string().swap(bytes);  // the records are copies: the file's bytes go before the parse
-  auto entries = ParseMailboxList(records, conf);
-  if (!entries.ok()) return entries.error().WithContext(path);
-  return entries;
+  // Parsed straight from the file image: no second copy of the records.
+  return ParseEntries([&](const KvVisitor& visit) { return VisitCyrusDb(bytes, path, visit); },
+                      path);
 }
 
 }  // namespace cyrsync::cyrus

@@ -98,9 +98,8 @@ Result<std::string> FetchSignature(protocol::Transport& t, const protocol::WireP
 Result<std::string> SignatureIfWorthIt(protocol::Transport& t, const FolderContext& ctx,
                                        const protocol::WirePath& path) {
   if (ctx.view == nullptr) return std::string();
-  auto it = ctx.view->by_path.find(path);
-  if (it == ctx.view->by_path.end() || it->second.kind == protocol::EntryKind::kSymlink ||
-      it->second.source.size < kDeltaMinSize) {
+  const ReplicaView::Entry* e = ctx.view->Find(path);
+  if (e == nullptr || e->kind == protocol::EntryKind::kSymlink || e->source.size < kDeltaMinSize) {
     return std::string();
   }
   return FetchSignature(t, path);

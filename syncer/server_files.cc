@@ -140,9 +140,9 @@ bool InScope(const std::string& owner, const std::set<std::string>& users, bool 
 // Copies one file (or symlink) if it differs from the replica's installed copy.
 Result<bool> CopyIfChanged(protocol::Transport& t, const FolderContext& ctx, const ServerFile& f,
                            const ReplicaView& view) {
-  auto it = view.by_path.find(ToWire(f.path));
+  const ReplicaView::Entry* e = view.Find(f.path.root, f.path.rel);
   auto current = [&](const FileStat& st) {
-    return it != view.by_path.end() && !it->second.unsettled && it->second.source == ToTuple(st);
+    return e != nullptr && !e->unsettled && e->source == ToTuple(st);
   };
   if (f.listed && current(*f.listed)) return false;  // the common case: no second stat
   ASSIGN_OR_RETURN(std::string abs, cyrus::Resolve(*ctx.conf, f.path));
@@ -197,9 +197,15 @@ Result<ServerFileStats> SyncServerFiles(protocol::Transport& t, const FolderCont
     }
     stats.copied += *copied;
   }
-  for (const auto& [path, e] : view.by_path) {
-    if (e.kind == protocol::EntryKind::kMeta || present.count(path)) continue;
-    if (!InScope(e.owner, users, all_users)) continue;
+  std::vector<protocol::WirePath> gone;
+  view.ForEach([&](std::string_view root, std::string_view rel, const ReplicaView::Entry& e,
+                   std::string_view owner) {
+    if (e.kind == protocol::EntryKind::kMeta) return;
+    protocol::WirePath path{std::string(root), std::string(rel)};
+    if (present.count(path) || !InScope(std::string(owner), users, all_users)) return;
+    gone.push_back(std::move(path));
+  });
+  for (const auto& path : gone) {
     RETURN_IF_ERROR(t.Send(protocol::kFileRemove, protocol::EncodePath(path)));
     RETURN_IF_ERROR(protocol::ExpectOk(t));
     ++stats.removed;

@@ -8,14 +8,6 @@ protocol::StatTuple ToTuple(const FileStat& st) {
   return {st.size, st.mtime_ns, st.ctime_ns, st.ino};
 }
 
-void ReplicaView::Add(protocol::ManifestEntry e) {
-  if (e.kind == protocol::EntryKind::kMeta && !e.folder_key.empty()) {
-    folder_owner.emplace(std::move(e.folder_key), e.owner);
-  }
-  by_path.insert_or_assign(std::move(e.path), ReplicaEntry{e.kind, e.unsettled, e.index_minor,
-                                                           e.source, std::move(e.owner)});
-}
-
 namespace {
 
 std::optional<protocol::StatTuple> StatSource(Env* env, const cyrus::ImapdConf& conf,
@@ -31,10 +23,10 @@ std::optional<protocol::StatTuple> StatSource(Env* env, const cyrus::ImapdConf& 
 // is a change only when the replica has it.
 bool Differs(const protocol::WirePath& path, const std::optional<protocol::StatTuple>& st,
              const ReplicaView& view) {
-  auto it = view.by_path.find(path);
-  if (!st) return it != view.by_path.end();
-  if (it == view.by_path.end() || it->second.unsettled) return true;
-  return !(it->second.source == *st);
+  const ReplicaView::Entry* e = view.Find(path);
+  if (!st) return e != nullptr;
+  if (e == nullptr || e->unsettled) return true;
+  return !(e->source == *st);
 }
 
 }  // namespace
@@ -69,8 +61,8 @@ FolderState CompareFolder(Env* env, const cyrus::ImapdConf& conf, const SourceSt
   if (!st.index) return FolderState::kMissingOnSource;
   bool changed = Differs(st.index_path, st.index, view);
   changed = Differs(st.header_path, st.header, view) || changed;
-  auto idx = view.by_path.find(st.index_path);
-  if (idx != view.by_path.end() && idx->second.index_minor > 0 && idx->second.index_minor < 12) {
+  const ReplicaView::Entry* idx = view.Find(st.index_path);
+  if (idx != nullptr && idx->index_minor > 0 && idx->index_minor < 12) {
     cyrus::RootedPath expunge = expunge_path();
     changed = Differs(ToWire(expunge), StatSource(env, conf, expunge), view) || changed;
   }

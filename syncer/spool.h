@@ -16,6 +16,7 @@
 #include "cyrus/mboxlist.h"
 #include "cyrus/paths.h"
 #include "protocol/messages.h"
+#include "syncer/replica_view.h"
 
 namespace cyrsync::syncer {
 
@@ -24,30 +25,6 @@ protocol::StatTuple ToTuple(const FileStat& st);
 
 using Folder = cyrus::Folder;
 using cyrus::DescribeFolder;
-
-// Manifest as received from the replica, indexed by path, plus the folders it holds. Only what
-// the pass compares is kept per entry (30k entries at 10k folders).
-struct ReplicaEntry {
-  protocol::EntryKind kind = protocol::EntryKind::kFile;
-  bool unsettled = false;
-  uint32_t index_minor = 0;
-  protocol::StatTuple source;
-  std::string owner;
-};
-
-struct WirePathHash {
-  size_t operator()(const protocol::WirePath& p) const {
-    return std::hash<std::string>()(p.rel) * 31 + std::hash<std::string>()(p.root);
-  }
-};
-
-// Hashed: every pass looks up each selected folder's files here (at 10k folders the ordered
-// map's string comparisons of long common prefixes were a tenth of the syncer's CPU).
-struct ReplicaView {
-  std::unordered_map<protocol::WirePath, ReplicaEntry, WirePathHash> by_path;
-  std::unordered_map<std::string, std::string> folder_owner;  // folder key -> owner, kMeta only
-  void Add(protocol::ManifestEntry e);
-};
 
 enum class FolderState { kUnchanged, kChanged, kMissingOnSource };
 

@@ -159,13 +159,13 @@ Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
   // Deletions only within a scope the pass covers completely: every folder (-A) or every folder
   // of the named users (-u). A -m pass names single folders and deletes nothing.
   std::set<std::string> whole_users(opts.users.begin(), opts.users.end());
-  for (const auto& [key, owner] : view.folder_owner) {
+  for (const auto& [key, owner] : view.folder_owner()) {
     bool in_scope = opts.all || (!owner.empty() && whole_users.count(owner));
     if (!in_scope || keys.count(key)) continue;
     plan.to_delete.push_back(key);
   }
   std::sort(plan.to_delete.begin(), plan.to_delete.end());  // a stable order for the log
-  plan.guard.replica_folders = view.folder_owner.size();
+  plan.guard.replica_folders = view.folder_owner().size();
   plan.guard.deletions = plan.to_delete.size();
   return plan;
 }

@@ -1,0 +1,84 @@
+#include "syncer/replica_view.h"
+
+#include <cstring>
+#include <functional>
+
+namespace cyrsync::syncer {
+
+uint64_t ReplicaView::Hash(std::string_view root, std::string_view rel) {
+  uint64_t h = std::hash<std::string_view>()(rel);
+  return h ^ (std::hash<std::string_view>()(root) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+const char* ReplicaView::Store(const protocol::ManifestEntry& e) {
+  const size_t n = e.path.root.size() + e.path.rel.size() + e.owner.size();
+  char* p;
+  if (n > kArenaChunk / 4) {
+    big_.emplace_back(new char[n]);  // a rare long path: its own allocation
+    p = big_.back().get();
+  } else {
+    if (n > kArenaChunk - arena_used_) {
+      arena_.emplace_back(new char[kArenaChunk]);
+      arena_used_ = 0;
+    }
+    p = arena_.back().get() + arena_used_;
+    arena_used_ += n;
+  }
+  std::memcpy(p, e.path.root.data(), e.path.root.size());
+  std::memcpy(p + e.path.root.size(), e.path.rel.data(), e.path.rel.size());
+  std::memcpy(p + e.path.root.size() + e.path.rel.size(), e.owner.data(), e.owner.size());
+  return p;
+}
+
+int64_t ReplicaView::FindSlot(uint64_t hash, std::string_view root, std::string_view rel) const {
+  if (table_.empty()) return -1;
+  const size_t mask = table_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    uint32_t v = table_[i];
+    if (v == 0) return -1;
+    const Slot& s = SlotAt(v - 1);
+    if (s.hash == hash && s.Rel() == rel && s.Root() == root) return v - 1;
+  }
+}
+
+void ReplicaView::Grow() {
+  std::vector<uint32_t> t(table_.empty() ? 1024 : table_.size() * 2, 0);
+  const size_t mask = t.size() - 1;
+  for (uint32_t n = 0; n < size_; ++n) {
+    size_t i = SlotAt(n).hash & mask;
+    while (t[i] != 0) i = (i + 1) & mask;
+    t[i] = n + 1;
+  }
+  table_.swap(t);
+}
+
+void ReplicaView::Add(protocol::ManifestEntry e) {
+  if (e.kind == protocol::EntryKind::kMeta && !e.folder_key.empty()) {
+    folder_owner_.emplace(std::move(e.folder_key), e.owner);
+  }
+  const uint64_t h = Hash(e.path.root, e.path.rel);
+  Entry entry{e.kind, e.unsettled, e.index_minor, e.source};
+  auto fill = [&](Slot& s) {
+    s = Slot{h, Store(e), static_cast<uint32_t>(e.path.root.size()),
+             static_cast<uint32_t>(e.path.rel.size()), static_cast<uint32_t>(e.owner.size()),
+             entry};
+  };
+  if (int64_t at = FindSlot(h, e.path.root, e.path.rel); at >= 0) {
+    fill(SlotAt(static_cast<uint32_t>(at)));  // the old strings stay in the arena, unused
+    return;
+  }
+  if ((size_ + 1) * 2 > table_.size()) Grow();
+  if (size_ % kBlockSlots == 0) blocks_.push_back(std::make_unique<Slot[]>(kBlockSlots));
+  fill(SlotAt(size_));
+  const size_t mask = table_.size() - 1;
+  size_t i = h & mask;
+  while (table_[i] != 0) i = (i + 1) & mask;
+  table_[i] = ++size_;
+}
+
+const ReplicaView::Entry* ReplicaView::Find(std::string_view root, std::string_view rel) const {
+  int64_t at = FindSlot(Hash(root, rel), root, rel);
+  return at < 0 ? nullptr : &SlotAt(static_cast<uint32_t>(at)).entry;
+}
+
+}  // namespace cyrsync::syncer
