@@ -85,7 +85,7 @@ namespace {
 
 // A selected folder as the syncer saw it while the replica was still sending its manifest.
 struct Scanned {
-  const cyrus::MailboxEntry* mb;
+  const cyrus::MailboxEntry* mb = nullptr;  // nullptr: not selected
   std::string key, owner;
   SourceStats st;
 };
@@ -98,22 +98,20 @@ std::vector<Scanned> ScanSource(Env* env, const cyrus::ImapdConf& conf, const Op
   for (const auto& mb : mailboxes) {
     if (mb.IsReal()) real.push_back(&mb);
   }
-  std::vector<std::optional<Scanned>> slots(real.size());
+  // Filled in place and compacted in place: a second vector for the selected ones would hold
+  // another 3 MB at 10k folders while both exist.
+  std::vector<Scanned> out(real.size());
   ParallelFor(real.size(), opts.stat_threads, [&](size_t i) {
     // Only what the change check needs: a full DescribeFolder per folder (a copy of the
     // mailbox entry and seven paths) was a tenth of an unchanged pass.
     const cyrus::MailboxEntry& mb = *real[i];
     std::string owner = mb.Owner();
     if (!Selected(opts, owner, mb.intname)) return;
-    slots[i] = Scanned{&mb, cyrus::FolderKey(mb), std::move(owner),
-                       StatFolder(env, conf, cyrus::MetaPath(conf, mb, cyrus::MetaFile::kIndex),
-                                  cyrus::MetaPath(conf, mb, cyrus::MetaFile::kHeader))};
+    out[i] = Scanned{&mb, cyrus::FolderKey(mb), std::move(owner),
+                     StatFolder(env, conf, cyrus::MetaPath(conf, mb, cyrus::MetaFile::kIndex),
+                                cyrus::MetaPath(conf, mb, cyrus::MetaFile::kHeader))};
   });
-  std::vector<Scanned> out;
-  out.reserve(slots.size());
-  for (auto& s : slots) {
-    if (s) out.push_back(std::move(*s));
-  }
+  std::erase_if(out, [](const Scanned& s) { return s.mb == nullptr; });
   return out;
 }
 
