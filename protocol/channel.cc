@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/system_error.hpp>
 
+#include "common/bytes.h"
 #include "protocol/channel_internal.h"
 
 namespace cyrsync::protocol {
@@ -138,31 +139,43 @@ Status ChannelImpl::Send(uint16_t type, std::string_view payload) {
     return InvalidArgumentError("frame payload of " + std::to_string(payload.size()) +
                                 " bytes exceeds limit " + std::to_string(options.max_payload));
   }
-  AppendFrame(&wbuf, type, payload);
-  return wbuf.size() >= kWriteBuffer ? Flush() : Status::Ok();
+  if (payload.size() < kWriteBuffer) {
+    AppendFrame(&wbuf, type, payload);
+    return wbuf.size() >= kWriteBuffer ? Flush() : Status::Ok();
+  }
+  // A large frame (a DATA chunk of a message body) is written from the caller's buffer: copied
+  // into wbuf it would grow every channel's buffer to the frame's size. Like a full buffer, it
+  // is written out before Send returns.
+  const uint32_t crc = AppendFrameHeader(&wbuf, type, payload);
+  RETURN_IF_ERROR(Flush());
+  RETURN_IF_ERROR(WriteAll(payload));
+  AppendBE32(&wbuf, crc);
+  return Flush();
 }
 
-Status ChannelImpl::Flush() {
-  RETURN_IF_ERROR(Usable());
+Status ChannelImpl::WriteAll(std::string_view data) {
   size_t sent = 0;
-  while (sent < wbuf.size()) {  // one deadline per write: an idle timeout, not a total one
+  while (sent < data.size()) {  // one deadline per write: an idle timeout, not a total one
     size_t n = 0;
     const ErrorCode ec = RunWithTimeout(options.io_timeout, [&](std::optional<ErrorCode>& done) {
-      stream.async_write_some(asio::buffer(wbuf.data() + sent, wbuf.size() - sent),
+      stream.async_write_some(asio::buffer(data.data() + sent, data.size() - sent),
                               [&](const ErrorCode& e, size_t k) {
                                 done = e;
                                 n = k;
                               });
     });
-    if (ec) {
-      wbuf.clear();
-      return Fail(ec, "send to");
-    }
+    if (ec) return Fail(ec, "send to");
     sent += n;
   }
+  return Status::Ok();
+}
+
+Status ChannelImpl::Flush() {
+  RETURN_IF_ERROR(Usable());
+  Status s = WriteAll(wbuf);
   wbuf.clear();
   if (wbuf.capacity() > 4 * kWriteBuffer) wbuf.shrink_to_fit();  // after one large frame
-  return Status::Ok();
+  return s;
 }
 
 Status ChannelImpl::Fill() {

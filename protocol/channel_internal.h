@@ -60,6 +60,7 @@ struct ChannelImpl {
   Status Send(uint16_t type, std::string_view payload);
   // Writes every queued frame. Receive calls it before it waits for the peer.
   Status Flush();
+  Status WriteAll(std::string_view data);  // no buffering
   Result<Frame> Receive();
   Status Fill();
 

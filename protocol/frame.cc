@@ -18,6 +18,14 @@ void AppendFrame(std::string* out, uint16_t type, std::string_view payload) {
   AppendBE32(out, Crc32(std::string_view(*out).substr(start)));
 }
 
+uint32_t AppendFrameHeader(std::string* out, uint16_t type, std::string_view payload) {
+  const size_t start = out->size();
+  AppendBE32(out, static_cast<uint32_t>(payload.size()));
+  AppendBE16(out, type);
+  AppendBE16(out, 0);  // flags
+  return Crc32(payload, Crc32(std::string_view(*out).substr(start)));
+}
+
 std::string EncodeFrame(uint16_t type, std::string_view payload) {
   std::string out;
   AppendFrame(&out, type, payload);

@@ -27,6 +27,9 @@ struct Frame {
 std::string EncodeFrame(uint16_t type, std::string_view payload);
 // Appends the encoded frame to *out (no temporary copy of the payload).
 void AppendFrame(std::string* out, uint16_t type, std::string_view payload);
+// The same frame in three pieces, for a sender that writes a large payload from its own buffer:
+// appends the header to *out and returns the trailer (the frame's CRC32 over header + payload).
+uint32_t AppendFrameHeader(std::string* out, uint16_t type, std::string_view payload);
 
 // Incremental decoder over a byte stream. Feed it whatever bytes arrived; it yields at most one
 // frame per call and reports how many of the given bytes it used, so the caller feeds the rest

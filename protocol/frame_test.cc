@@ -60,6 +60,18 @@ TEST(FrameTest, EncodeMatchesDocumentedLayout) {
   EXPECT_EQ(LoadBE32(f, 11), Crc32(std::string_view(f).substr(0, 11)));
 }
 
+TEST(FrameTest, HeaderPayloadTrailerInPiecesEqualTheWholeFrame) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{70000}}) {
+    std::string payload(n, 'x');
+    for (size_t i = 0; i < n; ++i) payload[i] = static_cast<char>(i * 7);
+    std::string out = "prefix";
+    const uint32_t crc = AppendFrameHeader(&out, 9, payload);
+    out += payload;
+    AppendBE32(&out, crc);
+    EXPECT_EQ(out, "prefix" + EncodeFrame(9, payload)) << n;
+  }
+}
+
 TEST(FrameTest, RoundTripIncludingEmptyPayload) {
   FrameDecoder decoder;
   const std::string stream = EncodeFrame(7, "hello") + EncodeFrame(8, "") + EncodeFrame(9, "x");
