@@ -172,9 +172,10 @@ Status ChannelImpl::WriteAll(std::string_view data) {
 
 Status ChannelImpl::Flush() {
   RETURN_IF_ERROR(Usable());
+  // wbuf holds frames smaller than kWriteBuffer only (larger ones bypass it), so it never grows
+  // past twice that and is kept for the next frames.
   Status s = WriteAll(wbuf);
   wbuf.clear();
-  if (wbuf.capacity() > 4 * kWriteBuffer) wbuf.shrink_to_fit();  // after one large frame
   return s;
 }
 
