@@ -41,14 +41,16 @@ int64_t ReplicaView::FindSlot(uint64_t hash, std::string_view root, std::string_
   }
 }
 
+void ReplicaView::Place(std::vector<uint32_t>& table, uint64_t hash, uint32_t slot) {
+  const size_t mask = table.size() - 1;
+  size_t i = hash & mask;
+  while (table[i] != 0) i = (i + 1) & mask;
+  table[i] = slot + 1;
+}
+
 void ReplicaView::Grow() {
   std::vector<uint32_t> t(table_.empty() ? 1024 : table_.size() * 2, 0);
-  const size_t mask = t.size() - 1;
-  for (uint32_t n = 0; n < size_; ++n) {
-    size_t i = SlotAt(n).hash & mask;
-    while (t[i] != 0) i = (i + 1) & mask;
-    t[i] = n + 1;
-  }
+  for (uint32_t n = 0; n < size_; ++n) Place(t, SlotAt(n).hash, n);
   table_.swap(t);
 }
 
@@ -70,10 +72,7 @@ void ReplicaView::Add(protocol::ManifestEntry e) {
   if ((size_ + 1) * 2 > table_.size()) Grow();
   if (size_ % kBlockSlots == 0) blocks_.push_back(std::make_unique<Slot[]>(kBlockSlots));
   fill(SlotAt(size_));
-  const size_t mask = table_.size() - 1;
-  size_t i = h & mask;
-  while (table_[i] != 0) i = (i + 1) & mask;
-  table_[i] = ++size_;
+  Place(table_, h, size_++);
 }
 
 const ReplicaView::Entry* ReplicaView::Find(std::string_view root, std::string_view rel) const {

@@ -69,6 +69,8 @@ class ReplicaView {
   Slot& SlotAt(uint32_t i) { return blocks_[i / kBlockSlots][i % kBlockSlots]; }
   const char* Store(const protocol::ManifestEntry& e);
   int64_t FindSlot(uint64_t hash, std::string_view root, std::string_view rel) const;
+  // Linear probing: puts slot number `slot` at the first free place from hash.
+  static void Place(std::vector<uint32_t>& table, uint64_t hash, uint32_t slot);
   void Grow();
 
   std::vector<std::unique_ptr<Slot[]>> blocks_;
