@@ -3,6 +3,7 @@
 
 #include "snapshot/archive_internal.h"
 #include "snapshot/run_marker.h"
+#include "snapshot/run_recorder.h"
 
 namespace cyrsync::snapshot {
 namespace internal {
@@ -66,14 +67,15 @@ int64_t NowSeconds(Env* env) { return env->NowNanos() / 1000000000; }
 
 class WriterImpl final : public ArchiveWriter {
  public:
-  WriterImpl(Env* env, std::string path, IndexDb* index, RunInfo run, bool created,
-             std::unique_ptr<internal::ArchiveAppender> app)
+  WriterImpl(Env* env, std::string path, RunInfo run, bool created,
+             std::unique_ptr<internal::RunRecorder> recorder)
       : env_(env),
         path_(std::move(path)),
-        index_(index),
         run_(std::move(run)),
         created_(created),
-        app_(std::move(app)) {}
+        recorder_(std::move(recorder)) {}
+
+  Status Open(std::unique_ptr<WritableFile> file, uint64_t committed, const WriterOptions& opts);
 
   Status WriteStartMarker();
   Status AddFile(std::string_view name, std::string_view data, int64_t mtime,
@@ -90,12 +92,22 @@ class WriterImpl final : public ArchiveWriter {
 
   Env* env_;
   std::string path_;
-  IndexDb* index_;
   RunInfo run_;
   bool created_;       // first run: the file's directory entry needs a SyncDir
   bool done_ = false;  // Commit was called: a second end marker would break the run structure
+  std::unique_ptr<internal::RunRecorder> recorder_;  // outlives app_, which feeds it
   std::unique_ptr<internal::ArchiveAppender> app_;
 };
+
+// Each member's entries go to the index record as soon as the member is written.
+Status WriterImpl::Open(std::unique_ptr<WritableFile> file, uint64_t committed,
+                        const WriterOptions& opts) {
+  internal::RunRecorder* rec = recorder_.get();
+  ASSIGN_OR_RETURN(app_, internal::ArchiveAppender::Create(
+                             std::move(file), committed, opts,
+                             [rec](std::vector<Entry>&& e) { return rec->Add(std::move(e)); }));
+  return Status::Ok();
+}
 
 Entry MarkerEntry(const std::string& name, const RunInfo& run, int64_t mtime) {
   Entry e;
@@ -170,14 +182,15 @@ Status WriterImpl::WriteEndAndSync() {
 }
 
 // Durability point: after a crash at any step, the index refers to no byte past the last
-// fsynced archive offset, because CommitRun (one SQLite transaction) runs only after the sync.
+// fsynced archive offset, because the run's record (one SQLite transaction, filled while the
+// run was written) commits only after the sync.
 // Commit is attempted once: after a failure the run stays uncommitted (its tail is cut by the
 // next BeginRun), because a retry would append a second end marker.
 Result<RunInfo> WriterImpl::Commit() {
   if (done_) return FailedPreconditionError("archive " + path_ + ": Commit already called");
   done_ = true;
   RETURN_IF_ERROR(WriteEndAndSync());
-  RETURN_IF_ERROR(index_->CommitRun(run_, app_->entries(), app_->end()));
+  RETURN_IF_ERROR(recorder_->Finish(run_, app_->end()));
   return run_;
 }
 
@@ -210,10 +223,11 @@ Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::BeginRun(Env* env,
   // Recorded before the archive grows, so a crash from here on leaves a tail that is ours to cut.
   RETURN_IF_ERROR(index->SetTailState(TailState::kRunPending));
   ASSIGN_OR_RETURN(auto file, OpenForRun(env, archive_path, size, committed));
-  ASSIGN_OR_RETURN(auto app, internal::ArchiveAppender::Create(std::move(file), committed, opts));
+  ASSIGN_OR_RETURN(auto recorder, internal::RunRecorder::Start(index, info));
   // The first run may have created the file (now or before a crash): sync its directory entry.
-  auto w = std::make_unique<WriterImpl>(env, archive_path, index, std::move(info), committed == 0,
-                                        std::move(app));
+  auto w = std::make_unique<WriterImpl>(env, archive_path, std::move(info), committed == 0,
+                                        std::move(recorder));
+  RETURN_IF_ERROR(w->Open(std::move(file), committed, opts));
   RETURN_IF_ERROR(w->WriteStartMarker());
   return std::unique_ptr<ArchiveWriter>(std::move(w));
 }

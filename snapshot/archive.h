@@ -96,14 +96,15 @@ class ArchiveWriter {
   virtual Status AddVerifiedFile(std::string_view name, std::string_view data,
                                  std::string_view sha1_hex, int64_t mtime) = 0;
   virtual Status AddSymlink(std::string_view name, std::string_view target, int64_t mtime) = 0;
-  // Durability point: finishes the current member, fsyncs the archive, then records the run
-  // and its entries in the index in one transaction. After a crash at any point the index never
-  // refers to bytes past the last synced archive offset.
+  // Durability point: finishes the current member, fsyncs the archive, then commits the run's
+  // index record (its entries were inserted, uncommitted, as their members were written). After
+  // a crash at any point the index never refers to bytes past the last synced archive offset.
   virtual Result<RunInfo> Commit() = 0;
   virtual const RunInfo& run() const = 0;
 };
 
-// The SQLite index of one archive. Thread-compatible.
+// The SQLite index of one archive. Thread-safe: calls are serialised, so a run record may be fed
+// from one thread while another asks HasFile/Latest (which see the open record's entries).
 class IndexDb {
  public:
   virtual ~IndexDb() = default;
@@ -122,9 +123,20 @@ class IndexDb {
   virtual Result<uint64_t> CommittedEnd() = 0;
   virtual Result<int64_t> LastCompaction() = 0;  // unix seconds, 0 = never
 
-  // Used by ArchiveWriter / Reindex / Compact.
+  // Used by ArchiveWriter / Reindex / Compact. CommitRun = BeginRunRecord, AddRunEntries,
+  // FinishRunRecord; its inconsistent input is refused before anything is written.
   virtual Status CommitRun(const RunInfo& run, const std::vector<Entry>& entries,
                            uint64_t committed_end) = 0;
+  // A run recorded in steps, so a writer can insert each member's entries while the next ones
+  // are written: one write transaction from Begin to Finish, so nothing of the run is visible
+  // to other connections, or survives a crash, before FinishRunRecord commits it. Only one
+  // record is open at a time; AbortRunRecord (or destroying the IndexDb) rolls it back.
+  // Finish refuses (and rolls back) an entry of another run, one past committed_end, or a
+  // committed_end before the current one.
+  virtual Status BeginRunRecord(const RunInfo& run) = 0;
+  virtual Status AddRunEntries(const std::vector<Entry>& entries) = 0;
+  virtual Status FinishRunRecord(const RunInfo& run, uint64_t committed_end) = 0;
+  virtual void AbortRunRecord() = 0;
   virtual Status SetLastCompaction(int64_t when) = 0;
 
   // Additions to the original interface (see TailState). CommitRun resets the state to kNone

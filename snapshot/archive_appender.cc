@@ -30,23 +30,26 @@ Status ValidateEntryName(std::string_view name) {
 
 Result<std::unique_ptr<ArchiveAppender>> ArchiveAppender::Create(std::unique_ptr<WritableFile> file,
                                                                  uint64_t start,
-                                                                 const WriterOptions& opts) {
+                                                                 const WriterOptions& opts,
+                                                                 MemberSink sink) {
   if (opts.member_target == 0) return InvalidArgumentError("archive: member_target is 0");
   ASSIGN_OR_RETURN(auto d, MemberDeflater::Create(opts.compression_level));
   ASSIGN_OR_RETURN(auto spare, MemberDeflater::Create(opts.compression_level));
   return std::unique_ptr<ArchiveAppender>(
-      new ArchiveAppender(std::move(file), std::move(d), std::move(spare), start, opts));
+      new ArchiveAppender(std::move(file), std::move(d), std::move(spare), start, opts,
+                          std::move(sink)));
 }
 
 ArchiveAppender::ArchiveAppender(std::unique_ptr<WritableFile> file,
                                  std::unique_ptr<MemberDeflater> d,
                                  std::unique_ptr<MemberDeflater> spare, uint64_t start,
-                                 const WriterOptions& opts)
+                                 const WriterOptions& opts, MemberSink sink)
     : file_(std::move(file)),
       deflater_(std::move(d)),
       spare_(std::move(spare)),
       opts_(opts),
-      end_(start) {}
+      end_(start),
+      sink_(std::move(sink)) {}
 
 // The background compression uses the pending deflater: it must end before that is destroyed.
 ArchiveAppender::~ArchiveAppender() {
@@ -87,7 +90,7 @@ Status ArchiveAppender::AddEntry(const Entry& in, std::string_view data) {
   }
   if (!member_open_) {
     member_open_ = true;
-    member_first_ = entries_.size();
+    member_first_ = written_ + entries_.size();
   }
   // member_offset and member_length are filled in when the member is written.
   e.loc = EntryLocation{0, 0, deflater_->total_in() + header.size(), data.size()};
@@ -103,16 +106,26 @@ Status ArchiveAppender::AddEntry(const Entry& in, std::string_view data) {
   return Status::Ok();
 }
 
-// Appends a compressed member and records where its entries [first, last) are.
+// Appends a compressed member, records where its entries [first, last) are and hands them to
+// the sink. Members are written in order, so they are the oldest entries held.
 Status ArchiveAppender::WriteMember(MemberDeflater* d, size_t first, size_t last) {
+  if (first != written_ || last - first > entries_.size()) {
+    return InternalError("archive: member entries out of order");
+  }
   std::string out = d->TakeOutput();
   RETURN_IF_ERROR(file_->Append(out));
-  for (size_t i = first; i < last; ++i) {
-    entries_[i].loc.member_offset = end_;
-    entries_[i].loc.member_length = out.size();
+  const auto split = entries_.begin() + static_cast<std::ptrdiff_t>(last - first);
+  std::vector<Entry> done(std::make_move_iterator(entries_.begin()),
+                          std::make_move_iterator(split));
+  entries_.erase(entries_.begin(), split);
+  written_ = last;
+  for (Entry& e : done) {
+    e.loc.member_offset = end_;
+    e.loc.member_length = out.size();
   }
   end_ += out.size();
-  return d->Reset();
+  RETURN_IF_ERROR(d->Reset());
+  return sink_ ? sink_(std::move(done)) : Status::Ok();
 }
 
 // Waits for the member being compressed in the background and writes it.
@@ -130,7 +143,7 @@ Status ArchiveAppender::CollectPending() {
 // one fills. At most one member is in flight, so the input buffered stays about two members.
 Status ArchiveAppender::CutMember() {
   RETURN_IF_ERROR(CollectPending());
-  Pending p{std::move(deflater_), {}, member_first_, entries_.size()};
+  Pending p{std::move(deflater_), {}, member_first_, written_ + entries_.size()};
   deflater_ = std::move(spare_);
   member_open_ = false;
   MemberDeflater* d = p.deflater.get();
@@ -150,7 +163,7 @@ Status ArchiveAppender::FinishMember() {
   RETURN_IF_ERROR(CollectPending());
   if (!member_open_) return Status::Ok();
   RETURN_IF_ERROR(deflater_->Finish());
-  RETURN_IF_ERROR(WriteMember(deflater_.get(), member_first_, entries_.size()));
+  RETURN_IF_ERROR(WriteMember(deflater_.get(), member_first_, written_ + entries_.size()));
   member_open_ = false;
   return Status::Ok();
 }

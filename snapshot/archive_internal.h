@@ -33,9 +33,14 @@ Status ValidateEntryName(std::string_view name);
 // inside a member.
 class ArchiveAppender {
  public:
+  // Receives each member's entries, with their final locations, once the member is written to
+  // the file (not yet synced); an error is sticky like the appender's own.
+  using MemberSink = std::function<Status(std::vector<Entry>&& entries)>;
+
   // file: open for append; start: its current size (where the first member will begin).
   static Result<std::unique_ptr<ArchiveAppender>> Create(std::unique_ptr<WritableFile> file,
-                                                         uint64_t start, const WriterOptions& opts);
+                                                         uint64_t start, const WriterOptions& opts,
+                                                         MemberSink sink);
   ~ArchiveAppender();
   ArchiveAppender(const ArchiveAppender&) = delete;
   ArchiveAppender& operator=(const ArchiveAppender&) = delete;
@@ -51,11 +56,10 @@ class ArchiveAppender {
   Status Sync();
   Status Close();
   uint64_t end() const { return end_; }  // archive offset after the last member written
-  // Every entry added; locations are complete after EndMember or Sync.
-  const std::vector<Entry>& entries() const { return entries_; }
 
  private:
-  // A member handed to the background thread: its deflater and its entries [first, last).
+  // A member handed to the background thread: its deflater and its entries [first, last)
+  // (counted from the appender's first entry).
   struct Pending {
     std::unique_ptr<MemberDeflater> deflater;
     std::future<Status> compressed;
@@ -63,7 +67,8 @@ class ArchiveAppender {
   };
 
   ArchiveAppender(std::unique_ptr<WritableFile> file, std::unique_ptr<MemberDeflater> d,
-                  std::unique_ptr<MemberDeflater> spare, uint64_t start, const WriterOptions& opts);
+                  std::unique_ptr<MemberDeflater> spare, uint64_t start, const WriterOptions& opts,
+                  MemberSink sink);
   Status AddEntry(const Entry& e, std::string_view data);
   Status CutMember();
   Status FinishMember();
@@ -78,8 +83,10 @@ class ArchiveAppender {
   Status status_;
   uint64_t end_;              // archive offset after the last member written
   bool member_open_ = false;  // the deflater holds a started member
-  size_t member_first_ = 0;   // index in entries_ of the open member's first entry
-  std::vector<Entry> entries_;
+  size_t member_first_ = 0;   // number of the open member's first entry
+  size_t written_ = 0;        // entries handed to the sink: entries_[0] is entry number written_
+  std::vector<Entry> entries_;  // of the members not yet written
+  MemberSink sink_;
 };
 
 // Receives an archive's contents in order while WalkArchive inflates it. Entries reported for

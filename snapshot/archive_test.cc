@@ -255,6 +255,13 @@ TEST_F(ArchiveTest, BeginRunCutsTheTailOfAnUncommittedRun) {
     Add(w.get(), "user/b", noise);
     Add(w.get(), "user/b2", noise);
     Add(w.get(), "user/c", "lost");
+    // user/b's member is written and its entry is in the run's open index record, which only
+    // this connection sees: a reader opening the index meanwhile sees the committed run alone.
+    EXPECT_TRUE(idx_->Latest("user/b")->has_value());
+    auto reader = IndexDb::Open(index_path());
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    EXPECT_FALSE((*reader)->Latest("user/b")->has_value());
+    EXPECT_EQ(*(*reader)->CommittedEnd(), end1);
     // Crash: the writer goes away without Commit; its start marker is already in the file.
   }
   const uint64_t torn = env_.Stat(archive())->size;
@@ -277,7 +284,7 @@ TEST_F(ArchiveTest, BeginRunCutsTheTailOfAnUncommittedRun) {
   EXPECT_TRUE(Verify(&env_, archive(), idx_.get())->ok());
 }
 
-// Fails CommitRun: the archive holds the synced run, the index does not.
+// Fails the commit of a run's record: the archive holds the synced run, the index does not.
 class FailingCommitIndex : public IndexDb {
  public:
   explicit FailingCommitIndex(IndexDb* t) : t_(t) {}
@@ -295,6 +302,13 @@ class FailingCommitIndex : public IndexDb {
   Status CommitRun(const RunInfo&, const std::vector<Entry>&, uint64_t) override {
     return IOError("injected: disk full");
   }
+  Status BeginRunRecord(const RunInfo& r) override { return t_->BeginRunRecord(r); }
+  Status AddRunEntries(const std::vector<Entry>& e) override { return t_->AddRunEntries(e); }
+  Status FinishRunRecord(const RunInfo&, uint64_t) override {
+    t_->AbortRunRecord();
+    return IOError("injected: disk full");
+  }
+  void AbortRunRecord() override { t_->AbortRunRecord(); }
   Status SetLastCompaction(int64_t w) override { return t_->SetLastCompaction(w); }
   Result<TailState> GetTailState() override { return t_->GetTailState(); }
   Status SetTailState(TailState s) override { return t_->SetTailState(s); }

@@ -89,7 +89,14 @@ Status RemoveTemps(Env* env, const Paths& p) {
 Result<std::vector<Entry>> WriteArchive(Env* env, const Paths& p, uint64_t committed,
                                         const std::map<EntryKey, Entry>& kept) {
   ASSIGN_OR_RETURN(auto out, env->NewWritable(p.tmp_archive, 0600));
-  ASSIGN_OR_RETURN(auto app, internal::ArchiveAppender::Create(std::move(out), 0, WriterOptions{}));
+  std::vector<Entry> written;
+  auto keep = [&written](std::vector<Entry>&& member) {
+    written.insert(written.end(), std::make_move_iterator(member.begin()),
+                   std::make_move_iterator(member.end()));
+    return Status::Ok();
+  };
+  ASSIGN_OR_RETURN(auto app,
+                   internal::ArchiveAppender::Create(std::move(out), 0, WriterOptions{}, keep));
   ASSIGN_OR_RETURN(auto in, env->OpenRead(p.archive));
   Copier copier(kept, app.get());
   internal::WalkEnd end = internal::WalkArchive(in.get(), 0, committed, &copier);
@@ -100,7 +107,7 @@ Result<std::vector<Entry>> WriteArchive(Env* env, const Paths& p, uint64_t commi
   }
   RETURN_IF_ERROR(app->Sync());
   RETURN_IF_ERROR(app->Close());
-  return app->entries();
+  return written;
 }
 
 // Builds the new index: the same runs, each with its kept entries.

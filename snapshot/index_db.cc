@@ -4,6 +4,8 @@
 #include <sqlite3.h>
 
 #include <charconv>
+#include <mutex>
+#include <set>
 
 #include "snapshot/archive.h"
 
@@ -27,7 +29,7 @@ CREATE TABLE IF NOT EXISTS entries(
   data_offset INTEGER NOT NULL, size INTEGER NOT NULL,
   UNIQUE(member_offset, data_offset));
 CREATE INDEX IF NOT EXISTS entries_name ON entries(name, run_id);
-CREATE INDEX IF NOT EXISTS entries_sha1 ON entries(sha1);
+DROP INDEX IF EXISTS entries_sha1;
 )sql";
 
 constexpr const char* kEntryCols =
@@ -94,6 +96,7 @@ class SqliteIndexDb final : public IndexDb {
  public:
   SqliteIndexDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   ~SqliteIndexDb() override {
+    AbortRunRecord();
     has_file_.reset();  // statements are finalized before the connection closes
     sqlite3_close(db_);
   }
@@ -105,29 +108,45 @@ class SqliteIndexDb final : public IndexDb {
   Result<std::vector<Entry>> LatestUnder(std::string_view prefix, int64_t as_of) override;
   Result<std::vector<Entry>> AllEntries() override;
   Result<uint64_t> CommittedEnd() override;
-  Result<int64_t> LastCompaction() override { return MetaInt("last_compaction"); }
+  Result<int64_t> LastCompaction() override;
   Status CommitRun(const RunInfo& run, const std::vector<Entry>& entries,
                    uint64_t committed_end) override;
-  Status SetLastCompaction(int64_t when) override { return SetMetaInt("last_compaction", when); }
+  Status BeginRunRecord(const RunInfo& run) override;
+  Status AddRunEntries(const std::vector<Entry>& entries) override;
+  Status FinishRunRecord(const RunInfo& run, uint64_t committed_end) override;
+  void AbortRunRecord() override;
+  Status SetLastCompaction(int64_t when) override;
   Result<TailState> GetTailState() override;
-  Status SetTailState(TailState state) override {
-    return SetMetaInt("tail_state", static_cast<int64_t>(state));
-  }
+  Status SetTailState(TailState state) override;
 
  private:
+  // The open run record: what Finish checks, and the prepared insert.
+  struct Record {
+    int64_t run_id = 0;
+    uint64_t old_end = 0;       // CommittedEnd when the record began
+    uint64_t entries_end = 0;   // the furthest member end of an entry added
+    std::string bad;            // the first entry of another run, reported by Finish
+    std::unique_ptr<Stmt> insert;
+  };
+
   Status Error(const std::string& what) const {
     return IOError("index " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
   }
   Status Exec(const char* sql);
+  Result<bool> SchemaCurrent();
   Result<int64_t> MetaInt(const std::string& key);
   Status SetMetaInt(const std::string& key, int64_t v);
-  Status InsertRunLocked(const RunInfo& run, const std::vector<Entry>& entries,
-                         uint64_t committed_end);
+  Status InsertEntries(const std::vector<Entry>& entries);
+  Status FinishLocked(const RunInfo& run, uint64_t committed_end);
   Result<std::vector<Entry>> Query(Stmt& s, const char* what);
 
+  std::unique_lock<std::recursive_mutex> Lock() { return std::unique_lock(mu_); }
+
+  std::recursive_mutex mu_;  // one call at a time; public calls may nest
   sqlite3* db_;
   std::string path_;
   std::unique_ptr<Stmt> has_file_;  // prepared once: asked for every message of a snapshot
+  std::optional<Record> record_;
 };
 
 Status SqliteIndexDb::Exec(const char* sql) {
@@ -142,11 +161,12 @@ Status SqliteIndexDb::Exec(const char* sql) {
 
 Status SqliteIndexDb::Init() {
   sqlite3_busy_timeout(db_, 10000);
-  // A run commits up to a million entries in one transaction into three B-trees keyed by
-  // random SHA-1 names: a 64 MiB page cache keeps that from re-reading index pages.
+  // A run records up to a million entries in one transaction; entries_name is keyed by random
+  // SHA-1 names: a 64 MiB page cache keeps that from re-reading index pages.
   RETURN_IF_ERROR(Exec("PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; "
                        "PRAGMA cache_size=-65536;"));
-  RETURN_IF_ERROR(Exec(kSchema));
+  ASSIGN_OR_RETURN(bool current, SchemaCurrent());
+  if (!current) RETURN_IF_ERROR(Exec(kSchema));
   ASSIGN_OR_RETURN(int64_t version, MetaInt("schema_version"));
   if (version != kSchemaVersion) {
     return FailedPreconditionError("index " + path_ + ": schema version " +
@@ -154,6 +174,19 @@ Status SqliteIndexDb::Init() {
                                    std::to_string(kSchemaVersion));
   }
   return Status::Ok();
+}
+
+// Whether the schema is in place as this build writes it. Opening a current index writes
+// nothing, so a reader does not wait for a snapshot's open run record.
+Result<bool> SqliteIndexDb::SchemaCurrent() {
+  Stmt s(db_, "SELECT name FROM sqlite_master WHERE name IN "
+              "('meta', 'runs', 'entries', 'entries_name', 'entries_sha1')");
+  if (!s.ok()) return Error("read schema");
+  std::set<std::string> names;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) names.insert(s.ColText(0));
+  if (rc != SQLITE_DONE) return Error("read schema");
+  return names == std::set<std::string>{"entries", "entries_name", "meta", "runs"};
 }
 
 Result<int64_t> SqliteIndexDb::MetaInt(const std::string& key) {
@@ -182,6 +215,7 @@ Status SqliteIndexDb::SetMetaInt(const std::string& key, int64_t v) {
 }
 
 Result<std::vector<RunInfo>> SqliteIndexDb::Runs() {
+  auto lock = Lock();
   Stmt s(db_, "SELECT run_id, started, finished, source, user FROM runs ORDER BY run_id");
   if (!s.ok()) return Error("prepare runs");
   std::vector<RunInfo> out;
@@ -194,6 +228,7 @@ Result<std::vector<RunInfo>> SqliteIndexDb::Runs() {
 }
 
 Result<bool> SqliteIndexDb::HasFile(std::string_view sha1) {
+  auto lock = Lock();
   if (!has_file_) {
     has_file_ = std::make_unique<Stmt>(db_, "SELECT 1 FROM entries WHERE name=?1 LIMIT 1");
   }
@@ -216,6 +251,7 @@ Result<std::vector<Entry>> SqliteIndexDb::Query(Stmt& s, const char* what) {
 }
 
 Result<std::optional<Entry>> SqliteIndexDb::Latest(std::string_view name, int64_t as_of) {
+  auto lock = Lock();
   Stmt s(db_, std::string(kEntryCols) + "WHERE name=?1 AND (?2=0 OR run_id<=?2) ORDER BY " +
                   kNewestFirst + " LIMIT 1");
   s.Text(1, name);
@@ -226,6 +262,7 @@ Result<std::optional<Entry>> SqliteIndexDb::Latest(std::string_view name, int64_
 }
 
 Result<std::vector<Entry>> SqliteIndexDb::LatestUnder(std::string_view prefix, int64_t as_of) {
+  auto lock = Lock();
   std::string end = PrefixEnd(std::string(prefix));
   Stmt s(db_, std::string(kEntryCols) +
                   "WHERE name>=?1 AND (?2='' OR name<?2) AND (?3=0 OR run_id<=?3) ORDER BY name, " +
@@ -242,22 +279,40 @@ Result<std::vector<Entry>> SqliteIndexDb::LatestUnder(std::string_view prefix, i
 }
 
 Result<std::vector<Entry>> SqliteIndexDb::AllEntries() {
+  auto lock = Lock();
   Stmt s(db_, std::string(kEntryCols) + "ORDER BY member_offset, data_offset");
   return Query(s, "all_entries");
 }
 
 Result<uint64_t> SqliteIndexDb::CommittedEnd() {
+  auto lock = Lock();
   ASSIGN_OR_RETURN(int64_t v, MetaInt("committed_end"));
   if (v < 0) return CorruptionError("index " + path_ + ": negative committed_end");
   return static_cast<uint64_t>(v);
 }
 
 Result<TailState> SqliteIndexDb::GetTailState() {
+  auto lock = Lock();
   ASSIGN_OR_RETURN(int64_t v, MetaInt("tail_state"));
   if (v < 0 || v > static_cast<int64_t>(TailState::kSwapping)) {
     return CorruptionError("index " + path_ + ": unknown tail_state " + std::to_string(v));
   }
   return static_cast<TailState>(v);
+}
+
+Result<int64_t> SqliteIndexDb::LastCompaction() {
+  auto lock = Lock();
+  return MetaInt("last_compaction");
+}
+
+Status SqliteIndexDb::SetLastCompaction(int64_t when) {
+  auto lock = Lock();
+  return SetMetaInt("last_compaction", when);
+}
+
+Status SqliteIndexDb::SetTailState(TailState state) {
+  auto lock = Lock();
+  return SetMetaInt("tail_state", static_cast<int64_t>(state));
 }
 
 Status CheckRunEntries(const RunInfo& run, const std::vector<Entry>& entries,
@@ -275,19 +330,30 @@ Status CheckRunEntries(const RunInfo& run, const std::vector<Entry>& entries,
   return Status::Ok();
 }
 
-Status SqliteIndexDb::InsertRunLocked(const RunInfo& run, const std::vector<Entry>& entries,
-                                      uint64_t committed_end) {
-  Stmt r(db_, "INSERT INTO runs(run_id, started, finished, source, user) VALUES(?1,?2,?3,?4,?5)");
-  if (!r.ok()) return Error("prepare run insert");
-  r.Int(1, run.run_id);
-  r.Int(2, run.started);
-  r.Int(3, run.finished);
-  r.Text(4, run.source);
-  r.Text(5, run.user);
-  if (r.Step() != SQLITE_DONE) return Error("insert run " + std::to_string(run.run_id));
-  Stmt s(db_, "INSERT INTO entries VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
-  if (!s.ok()) return Error("prepare entry insert");
+Status SqliteIndexDb::BeginRunRecord(const RunInfo& run) {
+  auto lock = Lock();
+  if (record_) return FailedPreconditionError("index " + path_ + ": a run record is open");
+  ASSIGN_OR_RETURN(uint64_t old_end, CommittedEnd());
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto insert =
+      std::make_unique<Stmt>(db_, "INSERT INTO entries VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
+  if (!insert->ok()) {
+    Status st = Error("prepare entry insert");
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  record_ = Record{run.run_id, old_end, 0, "", std::move(insert)};
+  return Status::Ok();
+}
+
+Status SqliteIndexDb::InsertEntries(const std::vector<Entry>& entries) {
+  Stmt& s = *record_->insert;
   for (const Entry& e : entries) {
+    if (e.run_id != record_->run_id && record_->bad.empty()) {
+      record_->bad = e.name + " belongs to run " + std::to_string(e.run_id);
+    }
+    record_->entries_end =
+        std::max(record_->entries_end, e.loc.member_offset + e.loc.member_length);
     s.Text(1, e.name);
     s.Int(2, static_cast<int64_t>(e.kind));
     s.Text(3, e.link_target);
@@ -299,28 +365,82 @@ Status SqliteIndexDb::InsertRunLocked(const RunInfo& run, const std::vector<Entr
     s.Int(9, static_cast<int64_t>(e.loc.member_length));
     s.Int(10, static_cast<int64_t>(e.loc.data_offset));
     s.Int(11, static_cast<int64_t>(e.loc.size));
-    if (s.Step() != SQLITE_DONE) return Error("insert entry " + e.name);
+    int rc = s.Step();
     s.Reset();
+    if (rc != SQLITE_DONE) return Error("insert entry " + e.name);
   }
+  return Status::Ok();
+}
+
+Status SqliteIndexDb::AddRunEntries(const std::vector<Entry>& entries) {
+  auto lock = Lock();
+  if (!record_) return FailedPreconditionError("index " + path_ + ": no run record is open");
+  return InsertEntries(entries);
+}
+
+Status SqliteIndexDb::FinishLocked(const RunInfo& run, uint64_t committed_end) {
+  const Record& r = *record_;
+  const std::string what = "run " + std::to_string(run.run_id) + ": ";
+  if (run.run_id != r.run_id) {
+    return InvalidArgumentError(what + "the open record is run " + std::to_string(r.run_id));
+  }
+  if (!r.bad.empty()) return InvalidArgumentError(what + "entry " + r.bad);
+  if (r.entries_end > committed_end) {
+    return InvalidArgumentError(what + "an entry lies past committed end " +
+                                std::to_string(committed_end));
+  }
+  if (committed_end < r.old_end) {
+    return InvalidArgumentError(what + "committed end " + std::to_string(committed_end) +
+                                " before the current " + std::to_string(r.old_end));
+  }
+  Stmt ins(db_, "INSERT INTO runs(run_id, started, finished, source, user) VALUES(?1,?2,?3,?4,?5)");
+  if (!ins.ok()) return Error("prepare run insert");
+  ins.Int(1, run.run_id);
+  ins.Int(2, run.started);
+  ins.Int(3, run.finished);
+  ins.Text(4, run.source);
+  ins.Text(5, run.user);
+  if (ins.Step() != SQLITE_DONE) return Error("insert run " + std::to_string(run.run_id));
   RETURN_IF_ERROR(SetMetaInt("committed_end", static_cast<int64_t>(committed_end)));
-  return SetMetaInt("tail_state", static_cast<int64_t>(TailState::kNone));
+  RETURN_IF_ERROR(SetMetaInt("tail_state", static_cast<int64_t>(TailState::kNone)));
+  return Exec("COMMIT");
+}
+
+Status SqliteIndexDb::FinishRunRecord(const RunInfo& run, uint64_t committed_end) {
+  auto lock = Lock();
+  if (!record_) return FailedPreconditionError("index " + path_ + ": no run record is open");
+  Status st = FinishLocked(run, committed_end);
+  if (st.ok()) {
+    record_.reset();
+    return st;
+  }
+  AbortRunRecord();
+  return st;
+}
+
+void SqliteIndexDb::AbortRunRecord() {
+  auto lock = Lock();
+  if (!record_) return;
+  record_.reset();  // the statement is finalized before the rollback
+  (void)Exec("ROLLBACK");
 }
 
 Status SqliteIndexDb::CommitRun(const RunInfo& run, const std::vector<Entry>& entries,
                                 uint64_t committed_end) {
+  auto lock = Lock();
   RETURN_IF_ERROR(CheckRunEntries(run, entries, committed_end));
   ASSIGN_OR_RETURN(uint64_t old_end, CommittedEnd());
   if (committed_end < old_end) {
     return InvalidArgumentError("CommitRun: committed end " + std::to_string(committed_end) +
                                 " before the current " + std::to_string(old_end));
   }
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  Status st = InsertRunLocked(run, entries, committed_end);
+  RETURN_IF_ERROR(BeginRunRecord(run));
+  Status st = AddRunEntries(entries);
   if (!st.ok()) {
-    (void)Exec("ROLLBACK");
+    AbortRunRecord();
     return st;
   }
-  return Exec("COMMIT");
+  return FinishRunRecord(run, committed_end);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "snapshot/archive.h"
 #include "tests/testutil/temp_dir.h"
@@ -88,6 +89,95 @@ TEST_F(IndexDbTest, CommitRunRejectsInconsistentInput) {
   EXPECT_FALSE(idx_->CommitRun({2, 0, 0, "", ""}, {}, 60).ok());  // run 2 exists
   EXPECT_EQ(*idx_->CommittedEnd(), 40u);                          // nothing changed
   EXPECT_EQ(idx_->Runs()->size(), 2u);
+}
+
+
+// A second connection, as a restore running beside a snapshot would have.
+std::unique_ptr<IndexDb> OpenOther(const std::string& path) {
+  auto idx = IndexDb::Open(path);
+  EXPECT_TRUE(idx.ok()) << idx.status().ToString();
+  return idx.ok() ? std::move(idx).value() : nullptr;
+}
+
+TEST_F(IndexDbTest, RunRecordIsInvisibleElsewhereUntilFinished) {
+  ASSERT_TRUE(idx_->BeginRunRecord({3, 300, 0, "s", "u"}).ok());
+  ASSERT_TRUE(idx_->AddRunEntries({E("files/cc", 3, 40, 512, "cc")}).ok());
+  ASSERT_TRUE(idx_->AddRunEntries({E("b", 3, 50, 512)}).ok());
+  EXPECT_TRUE(*idx_->HasFile("cc"));  // the writer's own connection sees its record
+  auto other = OpenOther(dir_.Sub("index.sqlite"));
+  ASSERT_NE(other, nullptr);
+  EXPECT_FALSE(*other->HasFile("cc"));
+  EXPECT_EQ(other->Runs()->size(), 2u);
+  EXPECT_EQ(*other->CommittedEnd(), 40u);
+  ASSERT_TRUE(idx_->FinishRunRecord({3, 300, 310, "s", "u"}, 60).ok());
+  EXPECT_TRUE(*other->HasFile("cc"));
+  EXPECT_EQ(other->Runs()->size(), 3u);
+  EXPECT_EQ(*other->CommittedEnd(), 60u);
+  EXPECT_EQ(other->AllEntries()->size(), 9u);
+}
+
+TEST_F(IndexDbTest, AbortedOrDroppedRunRecordLeavesNothing) {
+  ASSERT_TRUE(idx_->BeginRunRecord({3, 300, 0, "s", "u"}).ok());
+  EXPECT_EQ(idx_->BeginRunRecord({4, 300, 0, "s", "u"}).code(), Code::kFailedPrecondition);
+  ASSERT_TRUE(idx_->AddRunEntries({E("b", 3, 40, 512)}).ok());
+  idx_->AbortRunRecord();
+  EXPECT_EQ(idx_->AllEntries()->size(), 7u);
+  EXPECT_EQ(idx_->AddRunEntries({E("b", 3, 40, 512)}).code(), Code::kFailedPrecondition);
+  // Closing the connection with a record open is a crash before the commit.
+  ASSERT_TRUE(idx_->BeginRunRecord({3, 300, 0, "s", "u"}).ok());
+  ASSERT_TRUE(idx_->AddRunEntries({E("b", 3, 40, 512)}).ok());
+  idx_.reset();
+  auto again = OpenOther(dir_.Sub("index.sqlite"));
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->AllEntries()->size(), 7u);
+  EXPECT_EQ(again->Runs()->size(), 2u);
+}
+
+TEST_F(IndexDbTest, FinishRunRecordRefusesInconsistentRecord) {
+  struct Case {
+    std::vector<Entry> entries;
+    uint64_t end;
+  };
+  for (const Case& c : {Case{{E("b", 4, 40, 512)}, 60},   // an entry of another run
+                        Case{{E("b", 3, 40, 512)}, 45},   // an entry past the committed end
+                        Case{{}, 30}}) {                  // the committed end goes back
+    ASSERT_TRUE(idx_->BeginRunRecord({3, 300, 0, "s", "u"}).ok());
+    ASSERT_TRUE(idx_->AddRunEntries(c.entries).ok());
+    EXPECT_EQ(idx_->FinishRunRecord({3, 300, 310, "s", "u"}, c.end).code(),
+              Code::kInvalidArgument);
+    EXPECT_EQ(idx_->AllEntries()->size(), 7u);  // rolled back
+    EXPECT_EQ(*idx_->CommittedEnd(), 40u);
+  }
+  ASSERT_TRUE(idx_->BeginRunRecord({3, 300, 0, "s", "u"}).ok());
+  EXPECT_EQ(idx_->FinishRunRecord({4, 300, 310, "s", "u"}, 50).code(), Code::kInvalidArgument);
+  ASSERT_TRUE(idx_->BeginRunRecord({3, 300, 0, "s", "u"}).ok());  // the refusal closed it
+  ASSERT_TRUE(idx_->FinishRunRecord({3, 300, 310, "s", "u"}, 50).ok());
+  EXPECT_EQ(idx_->Runs()->size(), 3u);
+}
+
+// entries_sha1 was never queried; an index that still has it loses it on open.
+TEST_F(IndexDbTest, OpenDropsTheUnusedSha1Index) {
+  idx_.reset();
+  const std::string path = dir_.Sub("index.sqlite");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  auto count = [&db] {
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name='entries_sha1'", -1, &s,
+                       nullptr);
+    sqlite3_step(s);
+    int n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return n;
+  };
+  ASSERT_EQ(sqlite3_exec(db, "CREATE INDEX entries_sha1 ON entries(sha1)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(count(), 1);
+  auto again = OpenOther(path);
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(count(), 0);
+  EXPECT_EQ(again->AllEntries()->size(), 7u);
+  sqlite3_close(db);
 }
 
 }  // namespace
