@@ -47,7 +47,7 @@ class Prefetcher {
   // file taken wakes one reader: with warm caches a read takes microseconds, and waking every
   // thread for each file made context switches a large share of the daemon's CPU.
   std::condition_variable ready_;           // the consumer: slots_[taken_] was filled
-  std::condition_variable room_;            // readers: the window moved, or stop_
+  std::condition_variable room_;            // readers: half the window is free, or stop_
   std::vector<std::optional<Item>> slots_;  // guarded by mu_
   size_t next_ = 0;                         // next index a reader claims; guarded by mu_
   size_t taken_ = 0;                        // the consumer's position; guarded by mu_

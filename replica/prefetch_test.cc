@@ -49,6 +49,21 @@ TEST_F(PrefetchTest, LargeFilesAreOpenedNotRead) {
   EXPECT_EQ(p.Take(1).data, "small");
 }
 
+// Readers that stop at a full window are woken once half of it is taken: every window size and
+// reader count must still deliver every file (a missed wake-up would hang here).
+TEST_F(PrefetchTest, EveryWindowSizeDrainsTheWholeList) {
+  std::vector<std::string> paths;
+  for (int i = 0; i < 300; ++i) paths.push_back(Make(std::to_string(i) + ".", std::to_string(i)));
+  for (size_t window : {1, 2, 3, 5, 8, 32, 1000}) {
+    for (int threads : {1, 2, 4, 7}) {
+      Prefetcher p(Env::Default(), paths, threads, window);
+      for (int i = 0; i < 300; ++i) {
+        ASSERT_EQ(p.Take(i).data, std::to_string(i)) << "window " << window << " threads " << threads;
+      }
+    }
+  }
+}
+
 TEST_F(PrefetchTest, StoppingEarlyJoinsTheReaders) {
   std::vector<std::string> paths;
   for (int i = 0; i < 100; ++i) paths.push_back(Make(std::to_string(i) + ".", "m"));
