@@ -1,5 +1,7 @@
 #include "snapshot/engine.h"
 
+#include <array>
+#include <cstring>
 #include <map>
 #include <set>
 #include <unordered_set>
@@ -15,8 +17,19 @@ namespace {
 
 using json = nlohmann::json;
 constexpr const char* kStateName = "state.json";
-// The GUID of a record written before Cyrus had GUIDs: no file can be named by it.
-constexpr std::string_view kNoGuid = "0000000000000000000000000000000000000000";
+// A record written before Cyrus had GUIDs has an all-zero one: no file can be named by it.
+using Guid = std::array<uint8_t, 20>;
+constexpr Guid kNoGuid{};
+
+// A GUID is a SHA-1: any 8 of its bytes are already a good hash.
+struct GuidHash {
+  size_t operator()(const Guid& g) const {
+    uint64_t h;
+    std::memcpy(&h, g.data(), sizeof h);
+    return static_cast<size_t>(h);
+  }
+};
+using GuidSet = std::unordered_set<Guid, GuidHash>;
 
 // What the previous run saw: per folder its name and cyrus.* stat tuples, per user file its tuple.
 struct SeenState {
@@ -165,19 +178,19 @@ class Run {
 
   Status AddMessages(const protocol::FolderState& fs, const std::vector<MetaFile>& metas) {
     std::vector<cyrus::IndexRecord> want;
-    std::unordered_set<std::string> queued;
+    GuidSet queued;
     for (const auto& m : metas) {
       if (m.info.name != "cyrus.index" && m.info.name != "cyrus.expunge") continue;
       ASSIGN_OR_RETURN(auto index, cyrus::ParseIndex(m.bytes, fs.intname + "/" + m.info.name));
       for (auto& r : index.records) {
-        if (!r.HasFile()) continue;
-        std::string guid = r.GuidHex();
-        if (guid == kNoGuid || added_.count(guid) || queued.count(guid)) continue;
+        if (!r.HasFile() || r.guid == kNoGuid || added_.count(r.guid) || queued.count(r.guid)) {
+          continue;
+        }
         if (!first_run_) {
-          ASSIGN_OR_RETURN(bool have, idx_.HasFile(guid));
+          ASSIGN_OR_RETURN(bool have, idx_.HasFile(r.GuidHex()));
           if (have) continue;
         }
-        queued.insert(std::move(guid));
+        queued.insert(r.guid);
         want.push_back(std::move(r));
       }
     }
@@ -215,7 +228,7 @@ class Run {
                           std::to_string(r.uid) + " does not match its GUID " + guid);
     }
     RETURN_IF_ERROR(w_.AddVerifiedFile("files/" + guid, got->body, guid, r.internaldate));
-    added_.insert(guid);
+    added_.insert(r.guid);
     ++stats_.messages_added;
     stats_.bytes_added += got->body.size();
     return Status::Ok();
@@ -257,7 +270,7 @@ class Run {
   ArchiveWriter& w_;
   SnapshotStats& stats_;
   const bool first_run_;
-  std::unordered_set<std::string> added_;  // hashed: probed for every record of every index
+  GuidSet added_;  // hashed: probed for every record of every index
 };
 
 Status AddUserFiles(protocol::Transport& t, ArchiveWriter& w, IndexDb& idx,
