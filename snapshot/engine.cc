@@ -104,15 +104,15 @@ struct MetaFile {
   std::string bytes;
 };
 
-// FOLDER_FETCH: every cyrus.* file, read by the daemon under Cyrus's locks. nullopt: ABSENT.
-Result<std::optional<std::vector<MetaFile>>> FetchFolder(protocol::Transport& t,
-                                                         const std::string& key) {
-  RETURN_IF_ERROR(t.Send(protocol::kFolderFetch, protocol::EncodeString(key)));
+using FolderFiles = std::optional<std::vector<MetaFile>>;  // nullopt: the folder is gone
+
+// The answer to a FOLDER_FETCH: every cyrus.* file, read by the daemon under Cyrus's locks.
+Result<FolderFiles> ReceiveFolder(protocol::Transport& t) {
   std::vector<MetaFile> out;
   while (true) {
     ASSIGN_OR_RETURN(protocol::Frame f, t.Receive());
-    if (f.type == protocol::kAbsent) return std::optional<std::vector<MetaFile>>();
-    if (f.type == protocol::kOk) return std::optional<std::vector<MetaFile>>(std::move(out));
+    if (f.type == protocol::kAbsent) return FolderFiles();
+    if (f.type == protocol::kOk) return FolderFiles(std::move(out));
     if (f.type == protocol::kError) return protocol::StatusFromError(f.payload);
     if (f.type != protocol::kMetaFile) return CorruptionError("unexpected frame in FOLDER_FETCH");
     MetaFile m;
@@ -149,8 +149,9 @@ Result<std::optional<Received>> ReceiveMessage(protocol::Transport& t) {
 
 // Messages per MESSAGES_FETCH, and how many are requested ahead of the answer being read: the
 // daemon answers in order and reads the files of a request ahead on several threads, so the
-// round trip per message and the wait per cold file overlap.
-constexpr size_t kFetchBatch = 128;
+// round trip per message and the wait per cold file overlap. Large requests: at the end of
+// each one the daemon's read-ahead drains.
+constexpr size_t kFetchBatch = 512;
 constexpr size_t kFetchAhead = 2 * kFetchBatch;
 
 class Run {
@@ -161,13 +162,16 @@ class Run {
       bool first_run)
       : env_(env), t_(t), idx_(idx), w_(w), stats_(stats), first_run_(first_run) {}
 
-  // Adds a changed folder: its metadata and the messages the archive lacks.
-  Status AddFolder(const protocol::FolderState& fs, const SeenState& prev, SeenState* next) {
+  // Adds a changed folder: its metadata and the messages the archive lacks. next_key: the next
+  // changed folder ("" = none), whose FOLDER_FETCH goes out behind this folder's last message
+  // request, so the daemon reads it while this folder's answers are still arriving.
+  Status AddFolder(const protocol::FolderState& fs, const std::string& next_key,
+                   const SeenState& prev, SeenState* next) {
     Status last;
     for (int attempt = 0; attempt < 3; ++attempt) {
-      ASSIGN_OR_RETURN(auto metas, FetchFolder(t_, fs.folder_key));
+      ASSIGN_OR_RETURN(FolderFiles metas, TakeFolder(fs.folder_key));
       if (!metas) return Status::Ok();  // vanished since USER_STATE: the next run sees it
-      last = AddMessages(fs, *metas);
+      last = AddMessages(fs, *metas, next_key);
       if (last.code() == Code::kNotFound) continue;  // expunged underfoot: read the folder again
       RETURN_IF_ERROR(last);
       return AddMetadata(fs, *metas, prev, next);
@@ -176,7 +180,36 @@ class Run {
                         "message its index lists; retry later (" + last.message() + ")");
   }
 
-  Status AddMessages(const protocol::FolderState& fs, const std::vector<MetaFile>& metas) {
+  // The folder's files: from the FOLDER_FETCH sent ahead for it, or fetched now (after reading
+  // any answer sent ahead for another folder, which comes first on the stream).
+  Result<FolderFiles> TakeFolder(const std::string& key) {
+    if (ahead_ && ahead_->key == key) {
+      RETURN_IF_ERROR(ReceiveAhead());
+      FolderFiles out = std::move(ahead_->files);
+      ahead_.reset();
+      return out;
+    }
+    RETURN_IF_ERROR(ReceiveAhead());
+    RETURN_IF_ERROR(t_.Send(protocol::kFolderFetch, protocol::EncodeString(key)));
+    return ReceiveFolder(t_);
+  }
+
+  Status SendAhead(const std::string& key) {
+    if (key.empty() || ahead_) return Status::Ok();
+    RETURN_IF_ERROR(t_.Send(protocol::kFolderFetch, protocol::EncodeString(key)));
+    ahead_ = Ahead{key, false, {}};
+    return Status::Ok();
+  }
+
+  Status ReceiveAhead() {
+    if (!ahead_ || ahead_->received) return Status::Ok();
+    ASSIGN_OR_RETURN(ahead_->files, ReceiveFolder(t_));
+    ahead_->received = true;
+    return Status::Ok();
+  }
+
+  Status AddMessages(const protocol::FolderState& fs, const std::vector<MetaFile>& metas,
+                     const std::string& next_key) {
     std::vector<cyrus::IndexRecord> want;
     GuidSet queued;
     for (const auto& m : metas) {
@@ -194,20 +227,23 @@ class Run {
         want.push_back(std::move(r));
       }
     }
-    return FetchMessages(fs, want);
+    return FetchMessages(fs, want, next_key);
   }
 
   // Pipelined: keeps up to kFetchAhead messages requested. After a failure that leaves the
   // stream in step (a vanished or changed message, an archive write error) the outstanding
   // answers are still read, so the connection stays usable; the first failure is returned.
-  Status FetchMessages(const protocol::FolderState& fs, const std::vector<cyrus::IndexRecord>& want) {
+  Status FetchMessages(const protocol::FolderState& fs, const std::vector<cyrus::IndexRecord>& want,
+                       const std::string& next_key) {
     size_t sent = 0;
     Status failed;
+    if (want.empty()) return SendAhead(next_key);
     for (size_t done = 0; done < want.size(); ++done) {
       while (sent < want.size() && sent - done < kFetchAhead) {
         const size_t n = std::min(kFetchBatch, want.size() - sent);
         RETURN_IF_ERROR(RequestMessages(t_, fs.folder_key, want, sent, n));
         sent += n;
+        if (sent == want.size()) RETURN_IF_ERROR(SendAhead(next_key));
       }
       ASSIGN_OR_RETURN(auto body, ReceiveMessage(t_));
       if (failed.ok()) failed = AddMessage(fs, want[done], body);
@@ -271,6 +307,13 @@ class Run {
   SnapshotStats& stats_;
   const bool first_run_;
   GuidSet added_;  // hashed: probed for every record of every index
+  // A FOLDER_FETCH sent ahead: its answer follows the answers to every request sent before it.
+  struct Ahead {
+    std::string key;
+    bool received = false;
+    FolderFiles files;
+  };
+  std::optional<Ahead> ahead_;
 };
 
 Status AddUserFiles(protocol::Transport& t, ArchiveWriter& w, IndexDb& idx,
@@ -407,12 +450,17 @@ Result<SnapshotStats> SnapshotUserWithState(Env* env, protocol::Transport& t,
   SeenState next;
   next.folders = {};
   Run run(env, t, *idx, *w, stats, runs_before.empty());
+  std::vector<const protocol::FolderState*> changed;
   for (const auto& fs : state.folders) {
-    if (!FolderChanged(fs, prev)) {
+    if (FolderChanged(fs, prev)) {
+      changed.push_back(&fs);
+    } else {
       next.folders[fs.folder_key] = prev.folders.at(fs.folder_key);
-      continue;
     }
-    RETURN_IF_ERROR(run.AddFolder(fs, prev, &next));
+  }
+  for (size_t i = 0; i < changed.size(); ++i) {
+    const std::string next_key = i + 1 < changed.size() ? changed[i + 1]->folder_key : "";
+    RETURN_IF_ERROR(run.AddFolder(*changed[i], next_key, prev, &next));
   }
   RETURN_IF_ERROR(AddLinks(*w, state, prev, now, &stats));
   RETURN_IF_ERROR(AddUserFiles(t, *w, *idx, state, prev, &next, &stats));
