@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "snapshot/archive.h"
 #include "tests/testutil/temp_dir.h"
@@ -178,6 +180,42 @@ TEST_F(IndexDbTest, OpenDropsTheUnusedSha1Index) {
   EXPECT_EQ(count(), 0);
   EXPECT_EQ(again->AllEntries()->size(), 7u);
   sqlite3_close(db);
+}
+
+// A process that dies with a run record open, after the record outgrew SQLite's page cache (so
+// its pages were already written into the index file, the originals kept in the journal):
+// the next open rolls the record back and the index is as it was.
+TEST_F(IndexDbTest, ProcessKilledWithALargeOpenRecordLeavesTheCommittedIndex) {
+  const std::string path = dir_.Sub("index.sqlite");
+  idx_.reset();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto idx = IndexDb::Open(path);
+    if (!idx.ok() || !(*idx)->BeginRunRecord({3, 300, 0, "s", "u"}).ok()) _exit(2);
+    std::vector<Entry> batch;
+    for (int i = 0; i < 600000; ++i) {
+      batch.push_back(E("files/" + std::string(40, 'a') + std::to_string(i), 3, 40,
+                        static_cast<uint64_t>(i) * 512));
+      if (batch.size() == 10000) {
+        if (!(*idx)->AddRunEntries(batch).ok()) _exit(3);
+        batch.clear();
+      }
+    }
+    _exit(0);  // no rollback, no close: as if killed
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  struct stat st;
+  ASSERT_EQ(::stat((path + "-journal").c_str(), &st), 0) << "no hot journal: the record never spilled";
+  EXPECT_GT(st.st_size, 0);
+  auto again = OpenOther(path);
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->AllEntries()->size(), 7u);
+  EXPECT_EQ(again->Runs()->size(), 2u);
+  EXPECT_EQ(*again->CommittedEnd(), 40u);
+  ASSERT_TRUE(again->CommitRun({3, 300, 310, "s", "u"}, {E("b", 3, 40, 512)}, 50).ok());
 }
 
 }  // namespace
