@@ -1,6 +1,9 @@
 #include "common/env.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -169,6 +172,34 @@ TEST(StatusTest, ResultCarriesErrorsAndValues) {
   };
   EXPECT_EQ(f().code(), Code::kCorruption);
   EXPECT_EQ(PosixError("open x", ENOENT).code(), Code::kNotFound);
+}
+
+// Reading through the Env leaves atime alone. The control, a plain open() and read of a file with
+// the same times, shows that this filesystem would otherwise have updated it (relatime updates
+// an atime older than the mtime).
+TEST(EnvTest, OpenReadDoesNotTouchAtime) {
+  testing::TempDir dir;
+  const std::string ours = dir.Sub("ours"), control = dir.Sub("control");
+  const struct timespec times[2] = {{946684800, 0}, {UTIME_NOW, UTIME_NOW}};  // atime 2000-01-01
+  for (const std::string& p : {ours, control}) {
+    ASSERT_TRUE(AtomicWriteFile(Env::Default(), p, "body", {}).ok());
+    ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0);
+  }
+  auto atime = [](const std::string& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0);
+    return st.st_atim.tv_sec;
+  };
+  int fd = ::open(control.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char buf[8];
+  ASSERT_EQ(::read(fd, buf, sizeof buf), 4);
+  ::close(fd);
+  if (atime(control) == 946684800) GTEST_SKIP() << "this filesystem does not update atime";
+  auto f = Env::Default()->OpenRead(ours);
+  ASSERT_TRUE(f.ok());
+  ASSERT_EQ(*(*f)->ReadAll(), "body");
+  EXPECT_EQ(atime(ours), 946684800);
 }
 
 }  // namespace

@@ -284,36 +284,16 @@ TEST_F(ArchiveTest, BeginRunCutsTheTailOfAnUncommittedRun) {
 }
 
 // Fails the commit of a run's record: the archive holds the synced run, the index does not.
-class FailingCommitIndex : public IndexDb {
+class FailingCommitIndex : public testing::IndexDbWrapper {
  public:
-  explicit FailingCommitIndex(IndexDb* t) : t_(t) {}
-  Result<std::vector<RunInfo>> Runs() override { return t_->Runs(); }
-  Result<bool> HasFile(std::string_view s) override { return t_->HasFile(s); }
-  Result<std::optional<Entry>> Latest(std::string_view n, int64_t a) override {
-    return t_->Latest(n, a);
-  }
-  Result<std::vector<Entry>> LatestUnder(std::string_view p, int64_t a) override {
-    return t_->LatestUnder(p, a);
-  }
-  Result<std::vector<Entry>> AllEntries() override { return t_->AllEntries(); }
-  Result<uint64_t> CommittedEnd() override { return t_->CommittedEnd(); }
-  Result<int64_t> LastCompaction() override { return t_->LastCompaction(); }
+  using IndexDbWrapper::IndexDbWrapper;
   Status CommitRun(const RunInfo&, const std::vector<Entry>&, uint64_t) override {
     return IOError("injected: disk full");
   }
-  Status BeginRunRecord(const RunInfo& r) override { return t_->BeginRunRecord(r); }
-  Status AddRunEntries(const std::vector<Entry>& e) override { return t_->AddRunEntries(e); }
   Status FinishRunRecord(const RunInfo&, uint64_t) override {
-    t_->AbortRunRecord();
+    target()->AbortRunRecord();
     return IOError("injected: disk full");
   }
-  void AbortRunRecord() override { t_->AbortRunRecord(); }
-  Status SetLastCompaction(int64_t w) override { return t_->SetLastCompaction(w); }
-  Result<TailState> GetTailState() override { return t_->GetTailState(); }
-  Status SetTailState(TailState s) override { return t_->SetTailState(s); }
-
- private:
-  IndexDb* t_;
 };
 
 TEST_F(ArchiveTest, CrashBetweenArchiveSyncAndIndexCommit) {

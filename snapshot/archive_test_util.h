@@ -1,5 +1,6 @@
-// Test helpers for the snapshot archive tests: a settable clock, a recording file wrapper, a
-// minimal cyrus.index v17 builder, and small archive utilities. Test-only.
+// Test helpers for the snapshot archive tests: a settable clock, a recording file wrapper, an
+// index wrapper to inject faults into, a minimal cyrus.index v17 builder, and small archive
+// utilities. Test-only.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -29,6 +30,41 @@ class ClockEnv : public EnvWrapper {
 
  private:
   std::atomic<int64_t> now_;
+};
+
+// Forwards every call to another index; tests override the calls they make fail.
+class IndexDbWrapper : public IndexDb {
+ public:
+  explicit IndexDbWrapper(IndexDb* t) : t_(t) {}
+  Result<std::vector<RunInfo>> Runs() override { return t_->Runs(); }
+  Result<bool> HasFile(std::string_view s) override { return t_->HasFile(s); }
+  Result<std::optional<Entry>> Latest(std::string_view n, int64_t a) override {
+    return t_->Latest(n, a);
+  }
+  Result<std::vector<Entry>> LatestUnder(std::string_view p, int64_t a) override {
+    return t_->LatestUnder(p, a);
+  }
+  Result<std::vector<Entry>> AllEntries() override { return t_->AllEntries(); }
+  Result<uint64_t> CommittedEnd() override { return t_->CommittedEnd(); }
+  Result<int64_t> LastCompaction() override { return t_->LastCompaction(); }
+  Status CommitRun(const RunInfo& r, const std::vector<Entry>& e, uint64_t end) override {
+    return t_->CommitRun(r, e, end);
+  }
+  Status BeginRunRecord(const RunInfo& r) override { return t_->BeginRunRecord(r); }
+  Status AddRunEntries(const std::vector<Entry>& e) override { return t_->AddRunEntries(e); }
+  Status FinishRunRecord(const RunInfo& r, uint64_t end) override {
+    return t_->FinishRunRecord(r, end);
+  }
+  void AbortRunRecord() override { t_->AbortRunRecord(); }
+  Status SetLastCompaction(int64_t w) override { return t_->SetLastCompaction(w); }
+  Result<TailState> GetTailState() override { return t_->GetTailState(); }
+  Status SetTailState(TailState s) override { return t_->SetTailState(s); }
+
+ protected:
+  IndexDb* target() const { return t_; }
+
+ private:
+  IndexDb* t_;
 };
 
 // Records every ReadAt range of files opened through it.

@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "snapshot/archive_test_util.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace cyrsync::snapshot::internal {
@@ -22,39 +23,16 @@ std::vector<Entry> Member(int64_t run, uint64_t offset, int n) {
   return out;
 }
 
-// Forwards to a real index; AddRunEntries fails from call number fail_at on.
-class FlakyIndex : public IndexDb {
+// AddRunEntries fails from call number fail_at on.
+class FlakyIndex : public snapshot::testing::IndexDbWrapper {
  public:
-  FlakyIndex(IndexDb* t, int fail_at) : t_(t), fail_at_(fail_at) {}
-  Result<std::vector<RunInfo>> Runs() override { return t_->Runs(); }
-  Result<bool> HasFile(std::string_view s) override { return t_->HasFile(s); }
-  Result<std::optional<Entry>> Latest(std::string_view n, int64_t a) override {
-    return t_->Latest(n, a);
-  }
-  Result<std::vector<Entry>> LatestUnder(std::string_view p, int64_t a) override {
-    return t_->LatestUnder(p, a);
-  }
-  Result<std::vector<Entry>> AllEntries() override { return t_->AllEntries(); }
-  Result<uint64_t> CommittedEnd() override { return t_->CommittedEnd(); }
-  Result<int64_t> LastCompaction() override { return t_->LastCompaction(); }
-  Status CommitRun(const RunInfo& r, const std::vector<Entry>& e, uint64_t end) override {
-    return t_->CommitRun(r, e, end);
-  }
-  Status BeginRunRecord(const RunInfo& r) override { return t_->BeginRunRecord(r); }
+  FlakyIndex(IndexDb* t, int fail_at) : IndexDbWrapper(t), fail_at_(fail_at) {}
   Status AddRunEntries(const std::vector<Entry>& e) override {
     if (++calls_ >= fail_at_) return IOError("injected: disk full");
-    return t_->AddRunEntries(e);
+    return IndexDbWrapper::AddRunEntries(e);
   }
-  Status FinishRunRecord(const RunInfo& r, uint64_t end) override {
-    return t_->FinishRunRecord(r, end);
-  }
-  void AbortRunRecord() override { t_->AbortRunRecord(); }
-  Status SetLastCompaction(int64_t w) override { return t_->SetLastCompaction(w); }
-  Result<TailState> GetTailState() override { return t_->GetTailState(); }
-  Status SetTailState(TailState s) override { return t_->SetTailState(s); }
 
  private:
-  IndexDb* t_;
   int fail_at_;
   std::atomic<int> calls_{0};
 };
