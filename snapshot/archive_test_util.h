@@ -116,6 +116,7 @@ struct TestMessage {
   uint32_t uid;
   std::string body;
   uint32_t flags = cyrus::kFlagSeen;
+  bool no_guid = false;  // an all-zero GUID, as before Cyrus had GUIDs
 };
 
 inline void PutBE32(std::string* b, size_t off, uint32_t v) {
@@ -145,7 +146,7 @@ inline std::string BuildIndexV17(const std::vector<TestMessage>& msgs) {
     PutBE32(&r, 12, static_cast<uint32_t>(m.body.size()));
     PutBE32(&r, 32, m.flags);
     Sha1Digest g = Sha1(m.body);
-    r.replace(60, 20, std::string(reinterpret_cast<const char*>(g.data()), g.size()));
+    if (!m.no_guid) r.replace(60, 20, std::string(reinterpret_cast<const char*>(g.data()), g.size()));
     PutBE32(&r, kRec - 4, Crc32(std::string_view(r).substr(0, kRec - 4)));
     b += r;
   }

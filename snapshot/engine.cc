@@ -216,9 +216,12 @@ class Run {
       if (m.info.name != "cyrus.index" && m.info.name != "cyrus.expunge") continue;
       ASSIGN_OR_RETURN(auto index, cyrus::ParseIndex(m.bytes, fs.intname + "/" + m.info.name));
       for (auto& r : index.records) {
-        if (!r.HasFile() || r.guid == kNoGuid || added_.count(r.guid) || queued.count(r.guid)) {
+        if (!r.HasFile()) continue;
+        if (r.guid == kNoGuid) {
+          ++stats_.messages_without_guid;
           continue;
         }
+        if (added_.count(r.guid) || queued.count(r.guid)) continue;
         if (!first_run_) {
           ASSIGN_OR_RETURN(bool have, idx_.HasFile(r.GuidHex()));
           if (have) continue;

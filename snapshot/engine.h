@@ -24,6 +24,9 @@ struct SnapshotStats {
   int64_t run_id = 0;
   uint64_t folders = 0, folders_fetched = 0, folders_removed = 0;
   uint64_t messages_added = 0, bytes_added = 0, user_files = 0;
+  // Index records with an all-zero GUID (written before Cyrus had GUIDs and never given one by
+  // `reconstruct -G`): the archive names bodies by GUID, so these bodies are not archived.
+  uint64_t messages_without_guid = 0;
 };
 
 // Reads the user's state through an open read session (HELLO done) and appends a run.

@@ -120,5 +120,25 @@ TEST(EngineTest, FolderFetchedAheadSurvivesARetryOfTheCurrentFolder) {
   EXPECT_TRUE(report->ok());
 }
 
+// A record with no GUID cannot be archived under files/<sha1>: it is not fetched, and counted so
+// that the operator is told.
+TEST(EngineTest, MessagesWithoutGuidAreCountedNotFetched) {
+  FakeReadService daemon;
+  daemon.folders["A"] = {{1, "a1"}, {2, "old", cyrus::kFlagSeen, true}, {3, "a3"}};
+  auto [client, server] = protocol::MakePipePair();
+  std::thread serving([&, s = server.get()] { daemon.Serve(*s); });
+  ::cyrsync::testing::TempDir dir;
+  protocol::UserState state;
+  state.folders = {Folder("A")};
+  auto stats = SnapshotUserWithState(Env::Default(), *client, "alice", state, "test",
+                                     PathsFor(dir.path(), "alice"));
+  client->Close();
+  serving.join();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->messages_added, 2u);
+  EXPECT_EQ(stats->messages_without_guid, 1u);
+  EXPECT_EQ(daemon.log, (std::vector<std::string>{"F:A", "M:A:2"}));
+}
+
 }  // namespace
 }  // namespace cyrsync::snapshot

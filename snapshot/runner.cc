@@ -192,6 +192,11 @@ std::vector<UserOutcome> SnapshotUsers(Env* env, const SnapshotConfig& conf,
                  o.user, o.source, o.note, o.status.ok() ? "ok" : o.status.ToString(),
                  o.stats.run_id, o.stats.unchanged, o.stats.folders, o.stats.folders_fetched,
                  o.stats.messages_added, o.stats.bytes_added);
+        if (o.stats.messages_without_guid > 0) {
+          log.warn("snapshot user={} messages_without_guid={} hint=\"their bodies are not in the "
+                   "archive: give them GUIDs with reconstruct -G on the master, then sync\"",
+                   o.user, o.stats.messages_without_guid);
+        }
       }
       queues.Done(drive);
     }
