@@ -168,9 +168,11 @@ class Run {
   Status AddFolder(const protocol::FolderState& fs, const std::string& next_key,
                    const SeenState& prev, SeenState* next) {
     Status last;
+    const uint64_t no_guid_before = stats_.messages_without_guid;
     for (int attempt = 0; attempt < 3; ++attempt) {
       ASSIGN_OR_RETURN(FolderFiles metas, TakeFolder(fs.folder_key));
       if (!metas) return Status::Ok();  // vanished since USER_STATE: the next run sees it
+      stats_.messages_without_guid = no_guid_before;  // counted again for this reading
       last = AddMessages(fs, *metas, next_key);
       if (last.code() == Code::kNotFound) continue;  // expunged underfoot: read the folder again
       RETURN_IF_ERROR(last);
