@@ -79,6 +79,20 @@ protocol::FolderState Folder(const std::string& key) {
   return fs;
 }
 
+// One snapshot of alice's folders (keys) from daemon into an archive in dir.
+Result<SnapshotStats> SnapshotFrom(FakeReadService& daemon, const std::vector<std::string>& keys,
+                                   const std::string& dir) {
+  auto [client, server] = protocol::MakePipePair();
+  std::thread serving([&daemon, s = server.get()] { daemon.Serve(*s); });
+  protocol::UserState state;
+  for (const auto& k : keys) state.folders.push_back(Folder(k));
+  auto stats = SnapshotUserWithState(Env::Default(), *client, "alice", state, "test",
+                                     PathsFor(dir, "alice"));
+  client->Close();
+  serving.join();
+  return stats;
+}
+
 // The next folder's FOLDER_FETCH goes out behind a folder's last message request. When that
 // folder must be read again (a message expunged underfoot), the answer sent ahead is read first
 // and used later: the stream stays in step and no folder is fetched twice for nothing.
@@ -88,16 +102,8 @@ TEST(EngineTest, FolderFetchedAheadSurvivesARetryOfTheCurrentFolder) {
   daemon.folders["B"] = {{2, "b2"}, {5, "b5"}, {6, "old", cyrus::kFlagSeen, true}};
   daemon.folders["C"] = {{7, "c7"}, {8, "c8"}};
   daemon.expunge_underfoot = {2};
-  auto [client, server] = protocol::MakePipePair();
-  std::thread serving([&, s = server.get()] { daemon.Serve(*s); });
-
   ::cyrsync::testing::TempDir dir;
-  protocol::UserState state;
-  state.folders = {Folder("A"), Folder("B"), Folder("C")};
-  auto stats = SnapshotUserWithState(Env::Default(), *client, "alice", state, "test",
-                                     PathsFor(dir.path(), "alice"));
-  client->Close();
-  serving.join();
+  auto stats = SnapshotFrom(daemon, {"A", "B", "C"}, dir.path());
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->messages_added, 6u);
   EXPECT_EQ(stats->folders_fetched, 3u);
@@ -126,15 +132,8 @@ TEST(EngineTest, FolderFetchedAheadSurvivesARetryOfTheCurrentFolder) {
 TEST(EngineTest, MessagesWithoutGuidAreCountedNotFetched) {
   FakeReadService daemon;
   daemon.folders["A"] = {{1, "a1"}, {2, "old", cyrus::kFlagSeen, true}, {3, "a3"}};
-  auto [client, server] = protocol::MakePipePair();
-  std::thread serving([&, s = server.get()] { daemon.Serve(*s); });
   ::cyrsync::testing::TempDir dir;
-  protocol::UserState state;
-  state.folders = {Folder("A")};
-  auto stats = SnapshotUserWithState(Env::Default(), *client, "alice", state, "test",
-                                     PathsFor(dir.path(), "alice"));
-  client->Close();
-  serving.join();
+  auto stats = SnapshotFrom(daemon, {"A"}, dir.path());
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->messages_added, 2u);
   EXPECT_EQ(stats->messages_without_guid, 1u);
