@@ -27,7 +27,9 @@ class Prefetcher {
     std::unique_ptr<ReadableFile> large;  // open file to stream, when larger
   };
 
-  Prefetcher(Env* env, std::vector<std::string> paths, int threads = 4, size_t window = 32);
+  // On a cold disk, eight readers with up to 64 files in flight took a third less time than four
+  // with 32 (a first snapshot of 300k messages, 2 cores); 16 or 32 readers were slower again.
+  Prefetcher(Env* env, std::vector<std::string> paths, int threads = 8, size_t window = 64);
   ~Prefetcher();  // stops the readers and waits for them
   Prefetcher(const Prefetcher&) = delete;
   Prefetcher& operator=(const Prefetcher&) = delete;
@@ -43,9 +45,9 @@ class Prefetcher {
   std::vector<std::string> paths_;
   size_t window_;
   std::mutex mu_;
-  // Separate wake-ups, so that a file read wakes only the consumer waiting for that file and a
-  // file taken wakes one reader: with warm caches a read takes microseconds, and waking every
-  // thread for each file made context switches a large share of the daemon's CPU.
+  // Separate wake-ups, so that a file read wakes only the consumer waiting for that file and the
+  // readers are woken only when half the window is free: with warm caches a read takes
+  // microseconds, and wake-ups per file made context switches a large share of the daemon's CPU.
   std::condition_variable ready_;           // the consumer: slots_[taken_] was filled
   std::condition_variable room_;            // readers: half the window is free, or stop_
   std::vector<std::optional<Item>> slots_;  // guarded by mu_

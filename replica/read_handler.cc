@@ -139,11 +139,6 @@ Status HandleFileFetch(Transport& t, Store& s, const Frame& f) {
   return protocol::SendFileBody(t, **file).status();
 }
 
-// Read-ahead of MESSAGES_FETCH: on a cold disk, eight readers with up to 64 files in flight
-// took a third less time than four with 32 (a first snapshot of 300k messages, 2 cores).
-constexpr int kReadAheadThreads = 8;
-constexpr size_t kReadAheadWindow = 64;
-
 // The answers go out in request order; the files are read ahead by a Prefetcher.
 Status HandleMessagesFetch(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(auto req, protocol::DecodeMessagesFetch(f.payload));
@@ -158,7 +153,7 @@ Status HandleMessagesFetch(Transport& t, Store& s, const Frame& f) {
   for (const auto& [uid, archived] : req.messages) {
     paths.push_back(JoinPath(archived ? archive_dir : data_dir, std::to_string(uid) + "."));
   }
-  Prefetcher ahead(s.env(), std::move(paths), kReadAheadThreads, kReadAheadWindow);
+  Prefetcher ahead(s.env(), std::move(paths));
   for (size_t i = 0; i < req.messages.size(); ++i) {
     auto [uid, archived] = req.messages[i];
     Prefetcher::Item item = ahead.Take(i);
