@@ -21,7 +21,7 @@
 
 namespace cyrsync::snapshot {
 
-inline constexpr uint32_t kArchiveFormatVersion = 1;
+inline constexpr uint32_t kArchiveFormatVersion = 2;
 // GNU tar cannot extract a symlink with an empty target (it fails with ENOENT, exit 2), so a
 // folder name that no longer exists is recorded as a link to the canonical empty file.
 inline constexpr std::string_view kTombstoneTarget = "/dev/null";
@@ -196,7 +196,8 @@ struct CompactResult {
 // every run marker; the latest version of each imap/ link (a tombstone only while younger than
 // retention); the latest folders/<uniqueid>/* of every folder some kept link points to, or
 // whose tombstone is still retained; the latest user/* and sieve/* entries; and each
-// files/<sha1> named by a GUID in a kept cyrus.index (parsed with cyrus::ParseIndex).
+// files/<sha1> named by a GUID in a kept cyrus.index (parsed with cyrus::ParseIndex) or by a
+// kept guid map (snapshot/guid_map.h).
 // Crash-safe: the old archive and index stay valid until the new pair is durable; then they
 // replace the old ones (an index that does not match its archive is rebuilt with Reindex).
 Result<CompactResult> Compact(Env* env, const std::string& archive_path,

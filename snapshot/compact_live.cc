@@ -3,6 +3,7 @@
 #include <map>
 
 #include "cyrus/index.h"
+#include "snapshot/guid_map.h"
 #include "snapshot/run_marker.h"
 #include "snapshot/tar.h"
 
@@ -48,6 +49,7 @@ class LiveBuilder {
   void KeepLink(const std::vector<size_t>& versions);
   void KeepFolders();
   Status CollectGuids(const Entry& index_entry);
+  Status CollectMapped(const Entry& map_entry);
   Status KeepFiles();
 
   Env* env_;
@@ -58,8 +60,8 @@ class LiveBuilder {
   std::map<std::string, std::vector<size_t>> versions_;  // name -> entries, oldest first
   std::set<std::string> folders_;                        // uniqueids some kept link names
   std::vector<size_t> folder_indexes_;                   // kept cyrus.index / cyrus.expunge
-  std::set<std::string> guids_;
-  bool keep_all_files_ = false;
+  std::vector<size_t> folder_maps_;                      // kept guid maps
+  std::set<std::string> guids_;                          // SHA-1s of the bodies kept
   LiveSet live_;
 };
 
@@ -101,6 +103,7 @@ void LiveBuilder::KeepFolders() {
     Keep(versions.back());
     if (file == "cyrus.index" || file == "cyrus.expunge")
       folder_indexes_.push_back(versions.back());
+    if (file == kGuidMapFile) folder_maps_.push_back(versions.back());
   }
 }
 
@@ -109,20 +112,27 @@ Status LiveBuilder::CollectGuids(const Entry& e) {
   auto index = cyrus::ParseIndex(bytes, e.name);
   if (!index.ok()) return index.error().WithContext("compact " + path_);
   for (const cyrus::IndexRecord& r : index->records) {
-    if (!r.HasFile()) continue;
-    std::string guid = r.GuidHex();
-    // A record without GUID (cyrus.index before v10) names no file we can find: keep them all.
-    if (guid == std::string(40, '0')) keep_all_files_ = true;
-    guids_.insert(std::move(guid));
+    // A record without GUID is kept through its folder's guid map.
+    if (r.HasFile() && HasGuid(r)) guids_.insert(r.GuidHex());
   }
+  return Status::Ok();
+}
+
+// The map kept is the folder's newest, written with its newest cyrus.index.
+Status LiveBuilder::CollectMapped(const Entry& e) {
+  ASSIGN_OR_RETURN(std::string text, ReadEntry(env_, path_, e));
+  auto map = ParseGuidMap(text, path_ + ": " + e.name);
+  if (!map.ok()) return map.error().WithContext("compact " + path_);
+  for (const auto& [uid, sha1] : map->sha1) guids_.insert(sha1);
   return Status::Ok();
 }
 
 Status LiveBuilder::KeepFiles() {
   for (size_t i : folder_indexes_) RETURN_IF_ERROR(CollectGuids(entries_[i]));
+  for (size_t i : folder_maps_) RETURN_IF_ERROR(CollectMapped(entries_[i]));
   for (const auto& [name, versions] : versions_) {
     if (!name.starts_with(kFiles)) continue;
-    if (keep_all_files_ || guids_.count(name.substr(kFiles.size())) > 0) Keep(versions.back());
+    if (guids_.count(name.substr(kFiles.size())) > 0) Keep(versions.back());
   }
   return Status::Ok();
 }

@@ -11,15 +11,23 @@
 #include "common/hash.h"
 #include "cyrus/index.h"
 #include "protocol/messages.h"
+#include "snapshot/guid_map.h"
 
 namespace cyrsync::snapshot {
 namespace {
 
 using json = nlohmann::json;
 constexpr const char* kStateName = "state.json";
-// A record written before Cyrus had GUIDs has an all-zero one: no file can be named by it.
 using Guid = std::array<uint8_t, 20>;
-constexpr Guid kNoGuid{};
+
+Guid GuidFromHex(std::string_view hex) {
+  Guid g{};
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (size_t i = 0; i < g.size() && 2 * i + 1 < hex.size(); ++i) {
+    g[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  }
+  return g;
+}
 
 // A GUID is a SHA-1: any 8 of its bytes are already a good hash.
 struct GuidHash {
@@ -158,9 +166,10 @@ class Run {
  public:
   // first_run: the archive holds no run yet, so no message is in it (only this run's, which
   // added_ tracks) and the index need not be asked for each one.
-  Run(Env* env, protocol::Transport& t, IndexDb& idx, ArchiveWriter& w, SnapshotStats& stats,
-      bool first_run)
-      : env_(env), t_(t), idx_(idx), w_(w), stats_(stats), first_run_(first_run) {}
+  Run(Env* env, protocol::Transport& t, IndexDb& idx, const std::string& archive, ArchiveWriter& w,
+      SnapshotStats& stats, bool first_run)
+      : env_(env), t_(t), idx_(idx), archive_(archive), w_(w), stats_(stats),
+        first_run_(first_run) {}
 
   // Adds a changed folder: its metadata and the messages the archive lacks. next_key: the next
   // changed folder ("" = none), whose FOLDER_FETCH goes out behind this folder's last message
@@ -173,6 +182,7 @@ class Run {
       ASSIGN_OR_RETURN(FolderFiles metas, TakeFolder(fs.folder_key));
       if (!metas) return Status::Ok();  // vanished since USER_STATE: the next run sees it
       stats_.messages_without_guid = no_guid_before;  // counted again for this reading
+      map_ = GuidMap{};
       last = AddMessages(fs, *metas, next_key);
       if (last.code() == Code::kNotFound) continue;  // expunged underfoot: read the folder again
       RETURN_IF_ERROR(last);
@@ -214,13 +224,16 @@ class Run {
                      const std::string& next_key) {
     std::vector<cyrus::IndexRecord> want;
     GuidSet queued;
+    std::optional<GuidMap> before;  // the archive's map, read at the first record without GUID
     for (const auto& m : metas) {
       if (m.info.name != "cyrus.index" && m.info.name != "cyrus.expunge") continue;
       ASSIGN_OR_RETURN(auto index, cyrus::ParseIndex(m.bytes, fs.intname + "/" + m.info.name));
+      map_.uidvalidity = index.header.uidvalidity;
       for (auto& r : index.records) {
         if (!r.HasFile()) continue;
-        if (r.guid == kNoGuid) {
-          ++stats_.messages_without_guid;
+        if (!HasGuid(r)) {
+          ASSIGN_OR_RETURN(bool known, KnownWithoutGuid(fs.folder_key, r, &before));
+          if (!known) want.push_back(std::move(r));
           continue;
         }
         if (added_.count(r.guid) || queued.count(r.guid)) continue;
@@ -233,6 +246,22 @@ class Run {
       }
     }
     return FetchMessages(fs, want, next_key);
+  }
+
+  // A record without GUID: its body is fetched unless the archive's map already names it under
+  // the same uidvalidity (a uid never holds another message while the uidvalidity stands).
+  Result<bool> KnownWithoutGuid(const std::string& key, const cyrus::IndexRecord& r,
+                                std::optional<GuidMap>* before) {
+    ++stats_.messages_without_guid;
+    if (first_run_) return false;
+    if (!*before) {
+      ASSIGN_OR_RETURN(GuidMap m, LoadGuidMap(env_, idx_, archive_, key));
+      *before = std::move(m);
+    }
+    auto it = (*before)->sha1.find(r.uid);
+    if ((*before)->uidvalidity != map_.uidvalidity || it == (*before)->sha1.end()) return false;
+    map_.sha1[r.uid] = it->second;
+    return true;
   }
 
   // Pipelined: keeps up to kFetchAhead messages requested. After a failure that leaves the
@@ -263,6 +292,7 @@ class Run {
                            " is gone");
     }
     // The transport checked the body against got->sha1 (the SHA-1 it computed as it arrived).
+    if (!HasGuid(r)) return AddWithoutGuid(r, *got);
     const std::string guid = r.GuidHex();
     if (got->sha1 != guid) {
       return AbortedError("message changed underfoot: " + fs.intname + " uid " +
@@ -273,6 +303,35 @@ class Run {
     ++stats_.messages_added;
     stats_.bytes_added += got->body.size();
     return Status::Ok();
+  }
+
+  // Nothing to check the body against: it is stored under its own SHA-1, once.
+  Status AddWithoutGuid(const cyrus::IndexRecord& r, const Received& got) {
+    map_.sha1[r.uid] = got.sha1;
+    const Guid g = GuidFromHex(got.sha1);
+    if (added_.count(g)) return Status::Ok();
+    if (!first_run_) {
+      ASSIGN_OR_RETURN(bool have, idx_.HasFile(got.sha1));
+      if (have) return Status::Ok();
+    }
+    RETURN_IF_ERROR(w_.AddVerifiedFile("files/" + got.sha1, got.body, got.sha1, r.internaldate));
+    added_.insert(g);
+    ++stats_.messages_added;
+    stats_.bytes_added += got.body.size();
+    return Status::Ok();
+  }
+
+  // The folder's guid map, when it differs from the archive's latest (an empty one replaces a
+  // map that no longer applies, so it keeps no body alive through compaction).
+  Status AddGuidMap(const std::string& key, int64_t mtime) {
+    if (map_.sha1.empty() && first_run_) return Status::Ok();
+    const std::string name = GuidMapName(key);
+    ASSIGN_OR_RETURN(auto latest, idx_.Latest(name));
+    if (map_.sha1.empty() && !latest) return Status::Ok();
+    const std::string text = EncodeGuidMap(map_);
+    const std::string sha1 = Sha1Hex(text);
+    if (latest && latest->sha1 == sha1) return Status::Ok();
+    return w_.AddVerifiedFile(name, text, sha1, mtime);
   }
 
   Status AddMetadata(const protocol::FolderState& fs, const std::vector<MetaFile>& metas,
@@ -300,6 +359,7 @@ class Run {
       RETURN_IF_ERROR(
           w_.AddVerifiedFile(name, m.bytes, sha1, m.info.stat.mtime_ns / 1'000'000'000));
     }
+    RETURN_IF_ERROR(AddGuidMap(fs.folder_key, env_->NowNanos() / 1'000'000'000));
     ++stats_.folders_fetched;
     return Status::Ok();
   }
@@ -308,10 +368,12 @@ class Run {
   Env* env_;
   protocol::Transport& t_;
   IndexDb& idx_;
+  const std::string& archive_;
   ArchiveWriter& w_;
   SnapshotStats& stats_;
   const bool first_run_;
   GuidSet added_;  // hashed: probed for every record of every index
+  GuidMap map_;    // the folder being added: its records without GUID
   // A FOLDER_FETCH sent ahead: its answer follows the answers to every request sent before it.
   struct Ahead {
     std::string key;
@@ -454,7 +516,7 @@ Result<SnapshotStats> SnapshotUserWithState(Env* env, protocol::Transport& t,
                                                    RunInfo{0, now, 0, source, user}, writer));
   SeenState next;
   next.folders = {};
-  Run run(env, t, *idx, *w, stats, runs_before.empty());
+  Run run(env, t, *idx, paths.archive, *w, stats, runs_before.empty());
   std::vector<const protocol::FolderState*> changed;
   for (const auto& fs : state.folders) {
     if (FolderChanged(fs, prev)) {

@@ -1,6 +1,7 @@
 // Takes one user's snapshot from a daemon's read service into that user's archive: stats first
 // (USER_STATE), then only changed folders' metadata (fetched under Cyrus's locks) and only
-// messages whose GUID the archive does not hold yet, each checked against its GUID. One run per
+// messages whose GUID the archive does not hold yet, each checked against its GUID (a message
+// without GUID is fetched once per uid and stored under its SHA-1). One run per
 // call; an unchanged user adds nothing. Thread-compatible: one call per user at a time.
 #pragma once
 
@@ -25,7 +26,8 @@ struct SnapshotStats {
   uint64_t folders = 0, folders_fetched = 0, folders_removed = 0;
   uint64_t messages_added = 0, bytes_added = 0, user_files = 0;
   // Index records with an all-zero GUID (written before Cyrus had GUIDs and never given one by
-  // `reconstruct -G`): the archive names bodies by GUID, so these bodies are not archived.
+  // `reconstruct -G`): archived under the SHA-1 of their body, found through the folder's guid
+  // map (snapshot/guid_map.h); nothing checks such a body against its index record.
   uint64_t messages_without_guid = 0;
 };
 

@@ -4,9 +4,12 @@
 
 #include <map>
 #include <set>
+#include <tuple>
 #include <thread>
 
 #include "snapshot/archive_test_util.h"
+#include "snapshot/guid_map.h"
+#include "snapshot/restore.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace cyrsync::snapshot {
@@ -23,6 +26,7 @@ class FakeReadService {
   std::map<std::string, std::vector<TestMessage>> folders;  // folder key -> messages
   std::set<uint32_t> expunge_underfoot;
   std::vector<std::string> log;
+  int64_t gen = 0;  // see Folder()
 
   void Serve(protocol::Transport& t) {
     while (true) {
@@ -45,10 +49,13 @@ class FakeReadService {
     log.push_back("F:" + key);
     auto it = folders.find(key);
     if (it == folders.end()) return t.Send(protocol::kAbsent, "");
-    const std::vector<std::pair<std::string, std::string>> files = {
-        {"cyrus.header", "header of " + key}, {"cyrus.index", BuildIndexV17(it->second)}};
-    for (const auto& [name, bytes] : files) {
-      RETURN_IF_ERROR(t.Send(protocol::kMetaFile, protocol::Encode(protocol::StateFile{name})));
+    const std::vector<std::tuple<std::string, std::string, protocol::StatTuple>> files = {
+        {"cyrus.header", "header of " + key, {1, 2, 3, 4}},
+        {"cyrus.index", BuildIndexV17(it->second), {5, 6 + gen, 7, 8}}};
+    for (const auto& [name, bytes, stat] : files) {
+      protocol::StateFile info{name};
+      info.stat = stat;
+      RETURN_IF_ERROR(t.Send(protocol::kMetaFile, protocol::Encode(info)));
       RETURN_IF_ERROR(protocol::SendBody(t, bytes));
     }
     return t.Send(protocol::kOk, "");
@@ -72,20 +79,23 @@ class FakeReadService {
   }
 };
 
-protocol::FolderState Folder(const std::string& key) {
+// gen: the cyrus.index stat tuple's mtime, so that a later run sees the folder changed (the
+// fake daemon sends the same tuple with the file).
+protocol::FolderState Folder(const std::string& key, int64_t gen) {
   protocol::FolderState fs{key, "user.alice." + key, "e", {}};
   fs.files.push_back({"cyrus.header", {}, protocol::EntryKind::kFile, {1, 2, 3, 4}, ""});
-  fs.files.push_back({"cyrus.index", {}, protocol::EntryKind::kFile, {5, 6, 7, 8}, ""});
+  fs.files.push_back({"cyrus.index", {}, protocol::EntryKind::kFile, {5, 6 + gen, 7, 8}, ""});
   return fs;
 }
 
 // One snapshot of alice's folders (keys) from daemon into an archive in dir.
 Result<SnapshotStats> SnapshotFrom(FakeReadService& daemon, const std::vector<std::string>& keys,
-                                   const std::string& dir) {
+                                   const std::string& dir, int64_t gen = 0) {
+  daemon.gen = gen;
   auto [client, server] = protocol::MakePipePair();
   std::thread serving([&daemon, s = server.get()] { daemon.Serve(*s); });
   protocol::UserState state;
-  for (const auto& k : keys) state.folders.push_back(Folder(k));
+  for (const auto& k : keys) state.folders.push_back(Folder(k, gen));
   auto stats = SnapshotUserWithState(Env::Default(), *client, "alice", state, "test",
                                      PathsFor(dir, "alice"));
   client->Close();
@@ -105,16 +115,16 @@ TEST(EngineTest, FolderFetchedAheadSurvivesARetryOfTheCurrentFolder) {
   ::cyrsync::testing::TempDir dir;
   auto stats = SnapshotFrom(daemon, {"A", "B", "C"}, dir.path());
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
-  EXPECT_EQ(stats->messages_added, 6u);
+  EXPECT_EQ(stats->messages_added, 7u);
   EXPECT_EQ(stats->folders_fetched, 3u);
   EXPECT_EQ(stats->messages_without_guid, 1u);  // B was read twice, its record counted once
-  EXPECT_EQ(daemon.log, (std::vector<std::string>{"F:A", "M:A:3", "F:B", "M:B:2", "F:C", "F:B",
-                                                  "M:B:1", "M:C:2"}));
+  EXPECT_EQ(daemon.log, (std::vector<std::string>{"F:A", "M:A:3", "F:B", "M:B:3", "F:C", "F:B",
+                                                  "M:B:2", "M:C:2"}));
 
   auto paths = PathsFor(dir.path(), "alice");
   auto idx = IndexDb::Open(paths.index);
   ASSERT_TRUE(idx.ok());
-  for (const char* body : {"a1", "a3", "a4", "b5", "c7", "c8"}) {
+  for (const char* body : {"a1", "a3", "a4", "b5", "old", "c7", "c8"}) {
     EXPECT_TRUE(*(*idx)->HasFile(Sha1Hex(body))) << body;
   }
   EXPECT_FALSE(*(*idx)->HasFile(Sha1Hex("b2")));
@@ -127,17 +137,77 @@ TEST(EngineTest, FolderFetchedAheadSurvivesARetryOfTheCurrentFolder) {
   EXPECT_TRUE(report->ok());
 }
 
-// A record with no GUID cannot be archived under files/<sha1>: it is not fetched, and counted so
-// that the operator is told.
-TEST(EngineTest, MessagesWithoutGuidAreCountedNotFetched) {
+// Records without GUID: each body is fetched once per uid, stored under its own SHA-1 (once,
+// whichever uids hold it), and found again through the folder's guid map by restore, by the
+// next run (which fetches only the new uid) and by compaction.
+TEST(EngineTest, MessagesWithoutGuidAreArchivedUnderTheirSha1) {
   FakeReadService daemon;
-  daemon.folders["A"] = {{1, "a1"}, {2, "old", cyrus::kFlagSeen, true}, {3, "a3"}};
+  daemon.folders["A"] = {{1, "a1"}, {2, "old", cyrus::kFlagSeen, true},
+                         {3, "a3"}, {4, "a1", cyrus::kFlagSeen, true}};
   ::cyrsync::testing::TempDir dir;
   auto stats = SnapshotFrom(daemon, {"A"}, dir.path());
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
-  EXPECT_EQ(stats->messages_added, 2u);
-  EXPECT_EQ(stats->messages_without_guid, 1u);
-  EXPECT_EQ(daemon.log, (std::vector<std::string>{"F:A", "M:A:2"}));
+  EXPECT_EQ(stats->messages_added, 3u);  // uid 4 holds the body of uid 1
+  EXPECT_EQ(stats->messages_without_guid, 2u);
+  EXPECT_EQ(daemon.log, (std::vector<std::string>{"F:A", "M:A:4"}));
+
+  daemon.folders["A"].push_back({5, "new", cyrus::kFlagSeen, true});
+  daemon.log.clear();
+  stats = SnapshotFrom(daemon, {"A"}, dir.path(), 1);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->messages_added, 1u);
+  EXPECT_EQ(daemon.log, (std::vector<std::string>{"F:A", "M:A:1"}));
+
+  auto paths = PathsFor(dir.path(), "alice");
+  {
+    auto idx = IndexDb::Open(paths.index);
+    ASSERT_TRUE(idx.ok());
+    auto map = LoadGuidMap(Env::Default(), **idx, paths.archive, "A");
+    ASSERT_TRUE(map.ok()) << map.status().ToString();
+    EXPECT_EQ(map->uidvalidity, 1700000000u);
+    EXPECT_EQ(map->sha1, (std::map<uint32_t, std::string>{
+                             {2, Sha1Hex("old")}, {4, Sha1Hex("a1")}, {5, Sha1Hex("new")}}));
+  }
+  CompactPolicy force{.now = Env::Default()->NowNanos() / 1'000'000'000, .force = true};
+  auto compacted = Compact(Env::Default(), paths.archive, paths.index, force);
+  ASSERT_TRUE(compacted.ok()) << compacted.status().ToString();
+  EXPECT_TRUE(compacted->compacted);
+
+  ::cyrsync::testing::TempDir out;
+  RestoreRequest req{paths, "user.alice.A", 0, 0, out.path(), {}};
+  auto restored = RestoreToDirectory(Env::Default(), req);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_EQ(restored->missing, 0u);
+  EXPECT_EQ(restored->messages, 5u);
+  const std::string folder = JoinPath(out.path(), "user/alice/A");
+  std::map<std::string, std::string> want = {{"1.", "a1"}, {"2.", "old"}, {"3.", "a3"},
+                                             {"4.", "a1"}, {"5.", "new"}};
+  for (const auto& [name, body] : want) {
+    auto got = ReadFileToString(Env::Default(), JoinPath(folder, name));
+    ASSERT_TRUE(got.ok()) << name << ": " << got.status().ToString();
+    EXPECT_EQ(*got, body) << name;
+  }
+  EXPECT_FALSE(Env::Default()->Stat(JoinPath(folder, std::string(kGuidMapFile))).ok());
+}
+
+// A guid map names its uidvalidity and each uid's SHA-1; anything else is an error that names
+// the member and the line.
+TEST(GuidMapTest, RoundTripsAndRejectsDamage) {
+  GuidMap m{77, {{3, Sha1Hex("x")}, {9, Sha1Hex("y")}}};
+  auto back = ParseGuidMap(EncodeGuidMap(m), "a.tar.gz: folders/k/cyrsync.guids");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, m);
+  const std::string text = EncodeGuidMap(m);
+  for (const std::string& bad :
+       {text.substr(0, text.size() - 1), std::string("cyrsync-guids 2\nuidvalidity 1\n"),
+        text + "0 " + Sha1Hex("z") + "\n", text + "12 xyz\n", text + "3 " + Sha1Hex("z") + "\n",
+        std::string("cyrsync-guids 1\n")}) {
+    auto r = ParseGuidMap(bad, "a.tar.gz: folders/k/cyrsync.guids");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), Code::kCorruption);
+    EXPECT_NE(r.status().message().find("folders/k/cyrsync.guids"), std::string::npos);
+    EXPECT_NE(r.status().message().find("line"), std::string::npos);
+  }
 }
 
 }  // namespace

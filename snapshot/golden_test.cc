@@ -1,8 +1,9 @@
-// The archive-v1 golden fixture (tests/data/archive-v1/): a small archive written by the v1
-// writer, committed with its `tar tvzf`-style listing. Every later reader must keep reading it.
-// Regenerate (only together with a format version bump, as a new archive-vN fixture) with
+// The golden fixtures (tests/data/archive-vN/): small archives written by the vN writer,
+// committed with their `tar tvzf`-style listings. Every later reader must keep reading them.
+// v2 is v1 plus a message without GUID and its folder's guid map. Write the current version's
+// fixture (only together with a format version bump, as a new archive-vN fixture) with
 //   cyrsync_snapshot_test --gtest_also_run_disabled_tests
-//       --gtest_filter=GoldenArchiveV1.DISABLED_RegenerateFixture
+//       --gtest_filter=GoldenArchiveCurrent.DISABLED_RegenerateFixture
 #include <gtest/gtest.h>
 
 #include <ctime>
@@ -11,6 +12,7 @@
 #include "cyrus/index.h"
 #include "snapshot/archive.h"
 #include "snapshot/archive_test_util.h"
+#include "snapshot/guid_map.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace cyrsync::snapshot {
@@ -24,10 +26,10 @@ constexpr int64_t kDay2 = 1704153600;  // 2024-01-02 00:00:00 UTC
 const char* const kUid1 = "5f1c6d2a-0b1e-4c8e-9a51-1d2f3e4a5b6c";
 const char* const kUid2 = "8e7d6c5b-4a39-4281-b7c6-d5e4f3a2b1c0";
 
-std::string FixtureDir() {
+std::string FixtureDir(uint32_t version = kArchiveFormatVersion) {
   const char* src = std::getenv("CYRSYNC_SOURCE_DIR");
   std::string root = src ? src : Dirname(Dirname(__FILE__));
-  return root + "/tests/data/archive-v1";
+  return root + "/tests/data/archive-v" + std::to_string(version);
 }
 
 std::string GoldenMessage(int i) {
@@ -73,6 +75,13 @@ void WriteGolden(const std::string& archive, const std::string& index) {
     const std::string long_name =
         "imap/Archive/2023/Projects/" + std::string(40, 'p') + "/" + std::string(40, 'q');
     ASSERT_TRUE(w->AddSymlink(long_name, kUid2, kDay2).ok());
+    // v2: uid 3 of the old folder has no GUID; its body is found through the guid map.
+    ASSERT_TRUE(w->AddFile("files/" + Sha1Hex(GoldenMessage(3)), GoldenMessage(3), kDay2).ok());
+    ASSERT_TRUE(w->AddFile(u2 + "cyrus.index",
+                           BuildIndexV17({{3, GoldenMessage(3), cyrus::kFlagSeen, true}}), kDay2)
+                    .ok());
+    const GuidMap map{1700000000, {{3, Sha1Hex(GoldenMessage(3))}}};
+    ASSERT_TRUE(w->AddFile(GuidMapName(kUid2), EncodeGuidMap(map), kDay2).ok());
   });
 }
 
@@ -110,7 +119,7 @@ std::string CollapseSpaces(const std::string& s) {
   return out;
 }
 
-TEST(GoldenArchiveV1, DISABLED_RegenerateFixture) {
+TEST(GoldenArchiveCurrent, DISABLED_RegenerateFixture) {
   const std::string dir = FixtureDir();
   ASSERT_TRUE(MakeDirs(Env::Default(), dir, 0755).ok());
   ::cyrsync::testing::TempDir tmp;
@@ -120,10 +129,18 @@ TEST(GoldenArchiveV1, DISABLED_RegenerateFixture) {
                       Listing(Env::Default(), dir + "/archive.tar.gz"));
 }
 
-TEST(GoldenArchiveV1, ListingMatches) {
+class GoldenArchive : public ::testing::TestWithParam<uint32_t> {
+ protected:
+  std::string Dir() const { return FixtureDir(GetParam()); }
+};
+
+INSTANTIATE_TEST_SUITE_P(EveryVersion, GoldenArchive, ::testing::Range(1u, kArchiveFormatVersion + 1),
+                         [](const auto& info) { return "V" + std::to_string(info.param); });
+
+TEST_P(GoldenArchive, ListingMatches) {
   Env* env = Env::Default();
-  const std::string archive = FixtureDir() + "/archive.tar.gz";
-  const std::string expected = testing::ReadWhole(env, FixtureDir() + "/listing.txt");
+  const std::string archive = Dir() + "/archive.tar.gz";
+  const std::string expected = testing::ReadWhole(env, Dir() + "/listing.txt");
   ASSERT_FALSE(expected.empty());
   EXPECT_EQ(Listing(env, archive), expected);
   if (!testing::HaveGnuTar()) return;
@@ -134,9 +151,9 @@ TEST(GoldenArchiveV1, ListingMatches) {
   EXPECT_EQ(CollapseSpaces(testing::ReadWhole(env, tmp.Sub("tar.txt"))), expected);
 }
 
-TEST(GoldenArchiveV1, ReindexVerifyAndReadEverything) {
+TEST_P(GoldenArchive, ReindexVerifyAndReadEverything) {
   Env* env = Env::Default();
-  const std::string archive = FixtureDir() + "/archive.tar.gz";
+  const std::string archive = Dir() + "/archive.tar.gz";
   ::cyrsync::testing::TempDir tmp;
   ASSERT_TRUE(Reindex(env, archive, tmp.Sub("index.sqlite")).ok());
   auto idx = IndexDb::Open(tmp.Sub("index.sqlite"));
@@ -168,11 +185,22 @@ TEST(GoldenArchiveV1, ReindexVerifyAndReadEverything) {
   auto old = (*idx)->Latest("imap/Old");
   EXPECT_EQ((*old)->link_target, kTombstoneTarget);
   EXPECT_EQ(*(*idx)->CommittedEnd(), env->Stat(archive)->size);
+  if (GetParam() < 2) return;
+
+  auto old_index = (*idx)->Latest(std::string("folders/") + kUid2 + "/cyrus.index");
+  ASSERT_TRUE(old_index.ok() && old_index->has_value());
+  auto records = cyrus::ParseIndex(*ReadEntry(env, archive, **old_index), "cyrus.index");
+  ASSERT_TRUE(records.ok() && records->records.size() == 1u);
+  auto map = LoadGuidMap(env, **idx, archive, kUid2);
+  ASSERT_TRUE(map.ok()) << map.status().ToString();
+  auto body = ArchivedBody(**idx, records->records[0], *map, 0);
+  ASSERT_TRUE(body.ok() && body->has_value());
+  EXPECT_EQ(*ReadEntry(env, archive, **body), GoldenMessage(3));
 }
 
-// The current writer still produces exactly the v1 tar stream (gzip bytes may differ with the
-// compressor and its version, so the comparison is after inflating).
-TEST(GoldenArchiveV1, CurrentWriterProducesTheSameTarStream) {
+// The current writer still produces exactly the current version's tar stream (gzip bytes may
+// differ with the compressor and its version, so the comparison is after inflating).
+TEST(GoldenArchiveCurrent, WriterProducesTheSameTarStream) {
   ::cyrsync::testing::TempDir tmp;
   WriteGolden(tmp.Sub("fresh.tar.gz"), tmp.Sub("fresh.sqlite"));
   Env* env = Env::Default();

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "cyrus/index.h"
+#include "snapshot/guid_map.h"
 
 namespace cyrsync::snapshot {
 namespace {
@@ -20,8 +21,8 @@ struct Restorer {
 
   Result<std::string> Read(const Entry& e) { return ReadEntry(env, req.paths.archive, e); }
 
-  Status RestoreMessage(const cyrus::IndexRecord& r, const std::string& path) {
-    ASSIGN_OR_RETURN(auto e, idx.Latest("files/" + r.GuidHex(), req.as_of));
+  Status RestoreMessage(const cyrus::IndexRecord& r, const GuidMap& map, const std::string& path) {
+    ASSIGN_OR_RETURN(auto e, ArchivedBody(idx, r, map, req.as_of));
     if (!e) {
       ++stats.missing;
       return Status::Ok();
@@ -37,10 +38,11 @@ struct Restorer {
     ASSIGN_OR_RETURN(auto meta, ArchivedFolderMeta(idx, key, req.as_of));
     ASSIGN_OR_RETURN(std::string index_bytes, Read(meta.at("cyrus.index")));
     ASSIGN_OR_RETURN(auto index, cyrus::ParseIndex(index_bytes, key + "/cyrus.index"));
+    ASSIGN_OR_RETURN(GuidMap map, LoadGuidMap(env, idx, req.paths.archive, key, req.as_of));
     if (req.uid != 0) {
       for (const auto& r : index.records) {
         if (r.uid == req.uid && r.HasFile()) {
-          return RestoreMessage(r, JoinPath(req.out_dir, std::to_string(r.uid) + "."));
+          return RestoreMessage(r, map, JoinPath(req.out_dir, std::to_string(r.uid) + "."));
         }
       }
       return NotFoundError("uid " + std::to_string(req.uid) + " is not in " + req.folder);
@@ -50,7 +52,8 @@ struct Restorer {
       RETURN_IF_ERROR(Write(JoinPath(dir, name), bytes));
     }
     for (const auto& r : index.records) {
-      if (r.HasFile()) RETURN_IF_ERROR(RestoreMessage(r, JoinPath(dir, std::to_string(r.uid) + ".")));
+      if (!r.HasFile()) continue;
+      RETURN_IF_ERROR(RestoreMessage(r, map, JoinPath(dir, std::to_string(r.uid) + ".")));
     }
     ++stats.folders;
     return Status::Ok();
@@ -91,7 +94,10 @@ Result<std::map<std::string, Entry>> ArchivedFolderMeta(IndexDb& idx, const std:
                                                         int64_t as_of) {
   ASSIGN_OR_RETURN(auto entries, idx.LatestUnder("folders/" + key + "/", as_of));
   std::map<std::string, Entry> out;
-  for (auto& e : entries) out[Basename(e.name)] = std::move(e);
+  for (auto& e : entries) {
+    std::string name = Basename(e.name);
+    if (name != kGuidMapFile) out[std::move(name)] = std::move(e);  // not a Cyrus file
+  }
   if (!out.count("cyrus.index")) return NotFoundError("no cyrus.index for folder " + key);
   return out;
 }

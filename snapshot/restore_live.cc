@@ -1,6 +1,7 @@
 #include "snapshot/restore_live.h"
 
 #include "cyrus/index.h"
+#include "snapshot/guid_map.h"
 
 namespace cyrsync::snapshot {
 namespace {
@@ -28,6 +29,8 @@ class LiveRestorer {
     ASSIGN_OR_RETURN(auto meta, ArchivedFolderMeta(idx_, key, req_.from.as_of));
     ASSIGN_OR_RETURN(std::string index_bytes, Read(meta.at("cyrus.index")));
     ASSIGN_OR_RETURN(auto index, cyrus::ParseIndex(index_bytes, key + "/cyrus.index"));
+    ASSIGN_OR_RETURN(GuidMap map,
+                     LoadGuidMap(env_, idx_, req_.from.paths.archive, key, req_.from.as_of));
     std::vector<const cyrus::IndexRecord*> records;
     for (const auto& r : index.records) {
       if (r.HasFile() && (req_.from.uid == 0 || r.uid == req_.from.uid)) records.push_back(&r);
@@ -44,7 +47,7 @@ class LiveRestorer {
       RETURN_IF_ERROR(t_.Send(protocol::kMetaFile, protocol::Encode(protocol::StateFile{name})));
       RETURN_IF_ERROR(protocol::SendBody(t_, bytes));
     }
-    for (const cyrus::IndexRecord* r : records) RETURN_IF_ERROR(Message(*r));
+    for (const cyrus::IndexRecord* r : records) RETURN_IF_ERROR(Message(*r, map));
     RETURN_IF_ERROR(t_.Send(protocol::kFolderCommit, ""));
     ASSIGN_OR_RETURN(auto done, protocol::ReceiveExpect(t_, protocol::kRestoreDone));
     ASSIGN_OR_RETURN(auto d, protocol::DecodeRestoreDone(done.payload));
@@ -60,8 +63,8 @@ class LiveRestorer {
 
   // A message the archive lacks (its run failed underfoot) is skipped and counted: reconstruct
   // drops its record.
-  Status Message(const cyrus::IndexRecord& r) {
-    ASSIGN_OR_RETURN(auto e, idx_.Latest("files/" + r.GuidHex(), req_.from.as_of));
+  Status Message(const cyrus::IndexRecord& r, const GuidMap& map) {
+    ASSIGN_OR_RETURN(auto e, ArchivedBody(idx_, r, map, req_.from.as_of));
     if (!e) {
       ++result_.stats.missing;
       return Status::Ok();

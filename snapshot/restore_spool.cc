@@ -10,6 +10,7 @@
 #include "cyrus/header.h"
 #include "cyrus/index.h"
 #include "cyrus/paths.h"
+#include "snapshot/guid_map.h"
 
 namespace cyrsync::snapshot {
 namespace {
@@ -33,6 +34,7 @@ struct PlannedFolder {
   SpoolFolder f;
   std::map<std::string, Entry> meta;  // file name -> newest entry as of the run
   std::vector<cyrus::IndexRecord> records;
+  GuidMap map;  // bodies of records without GUID
 };
 
 // A per-user file (seen, sub, dav) or sieve file and where it goes on the target.
@@ -109,7 +111,7 @@ class SpoolRestorer {
       const auto dir =
           r.Archived() ? cyrus::ArchiveDir(conf_, p.f.mb) : cyrus::DataDir(conf_, p.f.mb);
       ASSIGN_OR_RETURN(std::string path, cyrus::Resolve(conf_, cyrus::MessagePath(dir, r.uid)));
-      RETURN_IF_ERROR(WriteMessage(r, path));
+      RETURN_IF_ERROR(WriteMessage(r, p.map, path));
       dirs.insert(Dirname(path));
     }
     // Metadata after the messages, cyrus.index last, in Cyrus's own order of commits.
@@ -142,7 +144,11 @@ class SpoolRestorer {
   Result<PlannedFolder> PlanFolder(const std::string& intname, const std::string& key) {
     PlannedFolder p;
     ASSIGN_OR_RETURN(auto entries, idx_.LatestUnder("folders/" + key + "/", req_.as_of));
-    for (auto& e : entries) p.meta[Basename(e.name)] = std::move(e);
+    for (auto& e : entries) {
+      std::string name = Basename(e.name);
+      if (name != kGuidMapFile) p.meta[std::move(name)] = std::move(e);  // not a Cyrus file
+    }
+    ASSIGN_OR_RETURN(p.map, LoadGuidMap(env_, idx_, req_.paths.archive, key, req_.as_of));
     if (!p.meta.count("cyrus.header") || !p.meta.count("cyrus.index")) {
       return CorruptionError("folder " + intname + " (" + key +
                              ") lacks cyrus.header or cyrus.index in the archive");
@@ -253,9 +259,9 @@ class SpoolRestorer {
 
   // A message whose GUID was written before is hard-linked to that file, as Cyrus's
   // singleinstancestore does; a file the archive lacks is counted as missing.
-  Status WriteMessage(const cyrus::IndexRecord& r, const std::string& path) {
-    const std::string guid = r.GuidHex();
-    auto it = written_.find(guid);
+  Status WriteMessage(const cyrus::IndexRecord& r, const GuidMap& map, const std::string& path) {
+    const std::string sha1 = ArchivedSha1(r, map);
+    auto it = sha1.empty() ? written_.end() : written_.find(sha1);
     if (it != written_.end()) {
       RETURN_IF_ERROR(MakeDirs(env_, Dirname(path), 0750, req_.owner));
       if (req_.overwrite) (void)env_->Remove(path);
@@ -264,14 +270,14 @@ class SpoolRestorer {
         return Status::Ok();
       }  // another filesystem (archive partition): write a copy
     }
-    ASSIGN_OR_RETURN(auto e, idx_.Latest("files/" + guid, req_.as_of));
+    ASSIGN_OR_RETURN(auto e, ArchivedBody(idx_, r, map, req_.as_of));
     if (!e) {
       ++stats_.missing;
       return Status::Ok();
     }
     ASSIGN_OR_RETURN(std::string body, Read(*e));
     RETURN_IF_ERROR(Write(path, body, false));
-    written_.emplace(guid, path);
+    written_.emplace(sha1, path);
     ++stats_.messages;
     stats_.bytes += body.size();
     return Status::Ok();
@@ -282,7 +288,7 @@ class SpoolRestorer {
   const cyrus::ImapdConf& conf_;
   IndexDb& idx_;
   RestoreStats stats_;
-  std::map<std::string, std::string> written_;  // guid -> first path written
+  std::map<std::string, std::string> written_;  // body SHA-1 -> first path written
 };
 
 Status ConflictError(const std::vector<std::string>& conflicts) {

@@ -25,9 +25,9 @@ struct MarkerName {
 // Recognises the two marker names (run ids are positive decimal without leading zeros).
 std::optional<MarkerName> ParseMarkerName(std::string_view name);
 
-// {"format":"cyrsync-archive","version":1,"run_id":..,"started":..,"source":"..","user":".."}
+// {"format":"cyrsync-archive","version":2,"run_id":..,"started":..,"source":"..","user":".."}
 std::string EncodeRunMarker(const RunInfo& run);
-// {"format":"cyrsync-archive","version":1,"run_id":..,"finished":..}
+// {"format":"cyrsync-archive","version":2,"run_id":..,"finished":..}
 std::string EncodeRunEndMarker(const RunInfo& run);
 
 // Decodes a start marker (end = false: run_id, started, source, user) or an end marker

@@ -33,7 +33,7 @@ TEST(RunMarkerTest, StartAndEndRoundTripWithEscapes) {
   ASSERT_TRUE(end.ok());
   EXPECT_EQ(end->finished, 1700000099);
   EXPECT_EQ(EncodeRunEndMarker(run),
-            "{ \"format\":\"cyrsync-archive\",\"version\":1,\"run_id\":42,"
+            "{ \"format\":\"cyrsync-archive\",\"version\":2,\"run_id\":42,"
             "\"finished\":1700000099}\n");
 }
 
@@ -53,7 +53,7 @@ TEST(RunMarkerTest, RejectsBadMarkers) {
       "{",
       "[]",
       "{\"format\":\"tar\",\"version\":1,\"run_id\":1,\"finished\":2}",
-      "{\"format\":\"cyrsync-archive\",\"version\":2,\"run_id\":1,\"finished\":2}",
+      "{\"format\":\"cyrsync-archive\",\"version\":3,\"run_id\":1,\"finished\":2}",
       "{\"format\":\"cyrsync-archive\",\"version\":1,\"run_id\":\"1\",\"finished\":2}",
       "{\"format\":\"cyrsync-archive\",\"version\":1,\"run_id\":1}",
       "{\"format\":\"cyrsync-archive\",\"version\":1,\"run_id\":1,\"finished\":2} x",
