@@ -16,9 +16,11 @@ import os
 import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cyruslab as cl  # noqa: E402
@@ -136,6 +138,52 @@ def live_restore(master, conf, base):
     master.tool("quota", "-f", "-u", "alice", check=True)
     check("the owner's quota usage includes the restored folders", before is not None and
           before == storage_usage(master, "alice"), (before, storage_usage(master, "alice")))
+
+
+def clear_guid(index_path, uid):
+    """Zeroes one record's GUID in a cyrus.index (v10+: GUID at 60) and reseals its CRC, as a
+    record written before Cyrus had GUIDs looks."""
+    with open(index_path, "r+b") as f:
+        b = bytearray(f.read())
+        start, size, count = struct.unpack(">III", b[12:24])
+        for i in range(count):
+            o = start + i * size
+            if struct.unpack(">I", b[o:o + 4])[0] != uid:
+                continue
+            b[o + 60:o + 80] = bytes(20)
+            b[o + size - 4:o + size] = struct.pack(">I", zlib.crc32(bytes(b[o:o + size - 4])))
+            f.seek(0)
+            f.write(b)
+            return True
+    return False
+
+
+def without_guid(master, replica, rdaemon, conf, base):
+    """A record without GUID on the slot: its body is archived under its SHA-1 and restores."""
+    lmtp = master.lmtp()
+    lmtp.deliver("x@example.org", ["dave"], b"From: x@example.org\r\nTo: dave\r\n"
+                 b"Subject: no guid\r\nMessage-ID: <noguid@t>\r\n\r\nold mail\r\n")
+    lmtp.close()
+    time.sleep(1.1)
+    lab.run_sync(master, rdaemon, "-A")
+    rinbox = folder_dirs(replica, "dave")["user.dave"]
+    uid = max(int(f[:-1]) for f in os.listdir(rinbox) if f.endswith(".") and f[:-1].isdigit())
+    cleared = clear_guid(os.path.join(rinbox, "cyrus.index"), uid)
+    rc, out = cyrsync("snapshot", "-c", conf, "-u", "dave")
+    check("a record without GUID is archived, counted in the log",
+          cleared and rc == 0 and "messages_without_guid=1" in out and "messages=1" in out,
+          out[-800:])
+    rcv, vout = cyrsync("verify", "-c", conf, "-u", "dave", "--against-slot")
+    one = os.path.join(base, "noguid")
+    rcr, rout = cyrsync("restore", "-c", conf, "-u", "dave", "--folder", "user.dave",
+                        "--uid", str(uid), "--to", one)
+    minbox = folder_dirs(master, "dave")["user.dave"]
+    restored = os.path.join(one, f"{uid}.")
+    check("it verifies against the slot and restores to the master's bytes",
+          rcv == 0 and rcr == 0 and os.path.exists(restored) and
+          sha1_file(restored) == sha1_file(os.path.join(minbox, f"{uid}.")),
+          vout[-800:] + rout[-800:])
+    lab.run_sync(master, rdaemon, "-A")  # the replica's index is the master's again
 
 
 def storage_usage(inst, user):
@@ -303,6 +351,7 @@ def scenario(base):
         rcv, vout = cyrsync("verify", "-c", conf, "-u", "dave", "--against-slot")
         check("with the file back the user snapshots and verifies against the slot",
               rc == 0 and rcv == 0, out[-800:] + vout[-800:])
+        without_guid(master, replica, rdaemon, conf, base)
 
         # kill -9 during a snapshot, then run again.
         cl.mutate(master, seed=4)
