@@ -12,6 +12,21 @@
 namespace cyrsync::snapshot {
 namespace {
 
+constexpr int kBusyTimeoutMs = 10000;
+
+// SQLITE_BUSY once the busy timeout has passed: another connection holds the index. A run that
+// outgrew SQLite's page cache keeps its exclusive lock until it commits.
+Status IndexError(sqlite3* db, const std::string& msg) {
+  if ((sqlite3_extended_errcode(db) & 0xff) == SQLITE_BUSY) {
+    return UnavailableError(msg + " (held by another cyrsync for " +
+                            std::to_string(kBusyTimeoutMs / 1000) +
+                            " s: a snapshot or compaction of this user is still running; retry "
+                            "when it has finished)");
+  }
+  return IOError(msg);
+}
+
+
 constexpr int kSchemaVersion = 1;
 
 constexpr const char* kSchema = R"sql(
@@ -130,7 +145,7 @@ class SqliteIndexDb final : public IndexDb {
   };
 
   Status Error(const std::string& what) const {
-    return IOError("index " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+    return IndexError(db_, "index " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
   }
   Status Exec(const char* sql);
   Result<bool> SchemaCurrent();
@@ -152,7 +167,7 @@ class SqliteIndexDb final : public IndexDb {
 Status SqliteIndexDb::Exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    Status s = IOError("index " + path_ + ": " + (err ? err : "?"));
+    Status s = IndexError(db_, "index " + path_ + ": " + (err ? err : "?"));
     sqlite3_free(err);
     return s;
   }
@@ -160,7 +175,7 @@ Status SqliteIndexDb::Exec(const char* sql) {
 }
 
 Status SqliteIndexDb::Init() {
-  sqlite3_busy_timeout(db_, 10000);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
   // A run records up to a million entries in one transaction; entries_name is keyed by random
   // SHA-1 names: a 64 MiB page cache keeps that from re-reading index pages.
   RETURN_IF_ERROR(Exec("PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; "

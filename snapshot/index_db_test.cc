@@ -218,5 +218,21 @@ TEST_F(IndexDbTest, ProcessKilledWithALargeOpenRecordLeavesTheCommittedIndex) {
   ASSERT_TRUE(again->CommitRun({3, 300, 310, "s", "u"}, {E("b", 3, 40, 512)}, 50).ok());
 }
 
+// A reader that finds the index locked past the busy timeout (a large run holds its exclusive
+// lock until it commits) gets kUnavailable saying why and what to do, not "database is locked".
+TEST_F(IndexDbTest, ALockedIndexSaysWhoHoldsIt) {
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Sub("index.sqlite").c_str(), &holder), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto r = idx_->Latest("a");  // waits out the busy timeout
+  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(holder);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_NE(r.status().message().find("index.sqlite"), std::string::npos);
+  EXPECT_NE(r.status().message().find("still running"), std::string::npos);
+  EXPECT_TRUE(idx_->Latest("a").ok());
+}
+
 }  // namespace
 }  // namespace cyrsync::snapshot
