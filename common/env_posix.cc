@@ -59,6 +59,7 @@ class PosixReadableFile final : public ReadableFile {
     return FcntlLock(fd_, mode == LockMode::kShared ? F_RDLCK : F_WRLCK, path_);
   }
   const std::string& path() const override { return path_; }
+  int fd() const override { return fd_; }
 
  private:
   int fd_;

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config git
-  libboost-dev libboost-system-dev librsync-dev zlib1g-dev libdeflate-dev libssl-dev libspdlog-dev libfmt-dev
+  libboost-dev libboost-system-dev librsync-dev zlib1g-dev libdeflate-dev liburing-dev libssl-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libsqlite3-dev libcli11-dev nlohmann-json3-dev
   python3 openssl rsync strace procps
   cyrus-imapd cyrus-admin cyrus-clients cyrus-replication sasl2-bin
