@@ -158,14 +158,20 @@ def clear_guid(index_path, uid):
     return False
 
 
+def deliver_and_sync(master, rdaemon, user, tag, body):
+    """One message to user on the master, then a sync to the replica slot."""
+    lmtp = master.lmtp()
+    lmtp.deliver("x@example.org", [user], b"From: x@example.org\r\nTo: %s\r\n"
+                 b"Subject: %s\r\nMessage-ID: <%s@t>\r\n\r\n%s\r\n"
+                 % (user.encode(), tag.encode(), tag.encode(), body))
+    lmtp.close()
+    time.sleep(1.1)  # past the racy window: the next pass copies it as settled
+    lab.run_sync(master, rdaemon, "-A")
+
+
 def without_guid(master, replica, rdaemon, conf, base):
     """A record without GUID on the slot: its body is archived under its SHA-1 and restores."""
-    lmtp = master.lmtp()
-    lmtp.deliver("x@example.org", ["dave"], b"From: x@example.org\r\nTo: dave\r\n"
-                 b"Subject: no guid\r\nMessage-ID: <noguid@t>\r\n\r\nold mail\r\n")
-    lmtp.close()
-    time.sleep(1.1)
-    lab.run_sync(master, rdaemon, "-A")
+    deliver_and_sync(master, rdaemon, "dave", "noguid", b"old mail")
     rinbox = folder_dirs(replica, "dave")["user.dave"]
     uid = max(int(f[:-1]) for f in os.listdir(rinbox) if f.endswith(".") and f[:-1].isdigit())
     cleared = clear_guid(os.path.join(rinbox, "cyrus.index"), uid)
@@ -235,12 +241,7 @@ def scenario(base):
 
         rc, out = cyrsync("verify", "-c", conf, "-u", "alice", "--against-slot", "--json")
         check("verify --against-slot: what the replica serves is archived", rc == 0, out[-1500:])
-        lmtp = master.lmtp()
-        lmtp.deliver("x@example.org", ["alice"], b"From: x@example.org\r\nTo: alice\r\n"
-                     b"Subject: late\r\nMessage-ID: <late@t>\r\n\r\nnew mail\r\n")
-        lmtp.close()
-        time.sleep(1.1)
-        lab.run_sync(master, rdaemon, "-A")
+        deliver_and_sync(master, rdaemon, "alice", "late", b"new mail")
         rc, out = cyrsync("verify", "-c", conf, "-u", "alice", "--against-slot", "--json")
         check("verify --against-slot reports mail the archive lacks", rc != 0 and
               "is not archived" in out, out[-1500:])
