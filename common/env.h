@@ -46,7 +46,7 @@ class ReadableFile {
   // Takes a whole-file fcntl lock on this descriptor (blocking). Shared locks need only read access.
   virtual Status Lock(LockMode mode) = 0;
   virtual const std::string& path() const = 0;
-  // The descriptor, for a reader that batches reads through the kernel (replica::ReadRing);
+  // The descriptor, for a reader that batches reads through the kernel (common/read_ring.h);
   // -1 for a file that has none (test doubles). Owned by this object.
   virtual int fd() const { return -1; }
   // Reads the whole file (from offset 0 to end of file).

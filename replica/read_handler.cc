@@ -5,7 +5,7 @@
 
 #include "cyrus/folder.h"
 #include "cyrus/index.h"
-#include "replica/prefetch.h"
+#include "common/prefetch.h"
 #include "replica/session.h"
 
 namespace cyrsync::replica {

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "common/prefetch.h"
 #include "cyrus/index.h"
 
 namespace cyrsync::syncer {
@@ -65,23 +66,36 @@ Status SendMetadata(protocol::Transport& t, const FolderContext& ctx, const Fold
   return protocol::SendBody(t, index_bytes);
 }
 
+// The files are read ahead by a Prefetcher: on a cold spool several reads are in flight
+// while the connection carries the previous files.
 Status SendMessages(protocol::Transport& t, const FolderContext& ctx, const Folder& f,
                     const std::vector<protocol::NeedItem>& need, FolderResult* r) {
   ASSIGN_OR_RETURN(std::string data_abs, cyrus::Resolve(*ctx.conf, f.data_dir));
   ASSIGN_OR_RETURN(std::string arch_abs, cyrus::Resolve(*ctx.conf, f.archive_dir));
+  std::vector<std::string> paths;
+  paths.reserve(need.size());
   for (const auto& n : need) {
-    std::string path = JoinPath(n.archived ? arch_abs : data_abs, std::to_string(n.uid) + ".");
-    auto file = ctx.env->OpenRead(path);
-    if (!file.ok()) {
-      if (file.error().code() != Code::kNotFound) return file.error();
+    paths.push_back(JoinPath(n.archived ? arch_abs : data_abs, std::to_string(n.uid) + "."));
+  }
+  Prefetcher ahead(ctx.env, std::move(paths));
+  for (size_t i = 0; i < need.size(); ++i) {
+    const auto& n = need[i];
+    Prefetcher::Item item = ahead.Take(i);
+    if (item.status.code() == Code::kNotFound) {
       // Expunged and unlinked since the index was read: normal on a live spool.
       ++r->messages_vanished;
       RETURN_IF_ERROR(t.Send(protocol::kMessageMissing, protocol::EncodeU32(n.uid)));
       continue;
     }
+    RETURN_IF_ERROR(item.status);
     RETURN_IF_ERROR(t.Send(protocol::kMessagePut, protocol::Encode(protocol::MessagePut{
                                                       n.uid, n.archived, 0})));
-    ASSIGN_OR_RETURN(uint64_t bytes, protocol::SendFileBody(t, **file));
+    uint64_t bytes = item.data.size();
+    if (item.large) {
+      ASSIGN_OR_RETURN(bytes, protocol::SendFileBody(t, *item.large));
+    } else {
+      RETURN_IF_ERROR(protocol::SendBody(t, item.data));
+    }
     ++r->messages_sent;
     r->bytes_sent += bytes;
   }

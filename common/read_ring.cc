@@ -1,11 +1,11 @@
-#include "replica/read_ring.h"
+#include "common/read_ring.h"
 
 #include <liburing.h>
 
 #include <cerrno>
 #include <cstring>
 
-namespace cyrsync::replica {
+namespace cyrsync {
 
 struct ReadRing::Ring {
   io_uring ring;
@@ -57,4 +57,4 @@ Result<ReadRing::Completion> ReadRing::Wait() {
   return c;
 }
 
-}  // namespace cyrsync::replica
+}  // namespace cyrsync

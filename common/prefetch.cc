@@ -1,9 +1,9 @@
-#include "replica/prefetch.h"
+#include "common/prefetch.h"
 
 #include <algorithm>
 #include <cstring>
 
-namespace cyrsync::replica {
+namespace cyrsync {
 namespace {
 
 // Reads from offset `have` of file to its end, appending to out (sized to what it holds).
@@ -35,7 +35,7 @@ Prefetcher::Item ReadSmall(ReadableFile& file, uint64_t size) {
 Prefetcher::Prefetcher(Env* env, std::vector<std::string> paths, int threads, size_t window,
                        bool batch_reads)
     : env_(env), paths_(std::move(paths)), window_(std::max<size_t>(window, 1)),
-      slots_(paths_.size()) {
+      slots_(paths_.size()), charged_(paths_.size(), 0) {
   const size_t n = std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), paths_.size());
   if (batch_reads && n > 0) {
     ring_ = ReadRing::Create(static_cast<unsigned>(std::min<size_t>(window_, 256)));
@@ -66,7 +66,10 @@ void Prefetcher::ReaderLoop() {
     size_t i;
     {
       std::unique_lock l(mu_);
-      room_.wait(l, [&] { return stop_ || next_ >= paths_.size() || next_ < taken_ + window_; });
+      room_.wait(l, [&] {
+        return stop_ || next_ >= paths_.size() ||
+               (next_ < taken_ + window_ && ahead_bytes_ < kMaxAheadBytes);
+      });
       if (stop_ || next_ >= paths_.size()) {
         --readers_left_;
         l.unlock();
@@ -79,6 +82,11 @@ void Prefetcher::ReaderLoop() {
     std::unique_ptr<ReadableFile> small;
     uint64_t size = 0;
     Item item = Open(paths_[i], &small, &size);
+    if (small) {
+      std::lock_guard g(mu_);
+      charged_[i] = size + 1;
+      ahead_bytes_ += size + 1;
+    }
     if (small && ring_ && small->fd() >= 0) {
       Flight f{i, std::move(small), size, {}};
       f.item.data.resize(static_cast<size_t>(size) + 1);  // one byte more shows a file that grew
@@ -219,12 +227,16 @@ Prefetcher::Item Prefetcher::Take(size_t i) {
   Item item = std::move(*slots_[i]);
   slots_[i].reset();
   taken_ = i + 1;
+  const bool over = ahead_bytes_ >= kMaxAheadBytes;
+  ahead_bytes_ -= charged_[i];
   // Readers stop when the window is full and are woken together once half of it is taken, not
   // one per file: a wake-up per file cost two context switches per message with warm caches.
-  const bool refill = next_ < paths_.size() && next_ - taken_ == window_ / 2;
+  // Readers stopped by the byte budget are woken when it has room again.
+  const bool refill = next_ < paths_.size() &&
+                      (next_ - taken_ == window_ / 2 || (over && ahead_bytes_ < kMaxAheadBytes));
   l.unlock();
   if (refill) room_.notify_all();
   return item;
 }
 
-}  // namespace cyrsync::replica
+}  // namespace cyrsync

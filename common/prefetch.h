@@ -4,7 +4,9 @@
 // submitter thread that hands them to the kernel in batches through a ReadRing (io_uring);
 // without a ring (the kernel refuses one, or a test double's file has no descriptor) the reader
 // threads read them with pread. Files larger than kMaxPrefetchBytes are only opened ahead; the
-// consumer streams them.
+// consumer streams them. What is read ahead is bounded by count (`window`) and by bytes
+// (kMaxAheadBytes, exceeded by at most one file per reader), so a folder of large attachments
+// costs a few megabytes, not window x kMaxPrefetchBytes.
 #pragma once
 
 #include <condition_variable>
@@ -18,13 +20,14 @@
 
 #include "common/env.h"
 #include "common/status.h"
-#include "replica/read_ring.h"
+#include "common/read_ring.h"
 
-namespace cyrsync::replica {
+namespace cyrsync {
 
 class Prefetcher {
  public:
-  static constexpr uint64_t kMaxPrefetchBytes = 4 << 20;
+  static constexpr uint64_t kMaxPrefetchBytes = 1 << 20;
+  static constexpr uint64_t kMaxAheadBytes = 8 << 20;
 
   struct Item {
     Status status;                        // kNotFound: the file is gone
@@ -81,6 +84,8 @@ class Prefetcher {
   size_t next_ = 0;                         // next index a reader claims; guarded by mu_
   size_t taken_ = 0;                        // the consumer's position; guarded by mu_
   size_t readers_left_ = 0;                 // guarded by mu_
+  uint64_t ahead_bytes_ = 0;                // buffers claimed, not yet taken; guarded by mu_
+  std::vector<uint64_t> charged_;           // per index, its share of ahead_bytes_; by mu_
   bool stop_ = false;                       // guarded by mu_
   // The submitter's own: flights in the ring, by slot (the ring's tag), and the free slots.
   std::vector<std::optional<Flight>> flights_;
@@ -89,4 +94,4 @@ class Prefetcher {
   std::thread submitter_;
 };
 
-}  // namespace cyrsync::replica
+}  // namespace cyrsync

@@ -11,7 +11,7 @@
 
 #include "common/status.h"
 
-namespace cyrsync::replica {
+namespace cyrsync {
 
 class ReadRing {
  public:
@@ -50,4 +50,4 @@ class ReadRing {
   unsigned queued_ = 0;
 };
 
-}  // namespace cyrsync::replica
+}  // namespace cyrsync

@@ -1,10 +1,10 @@
-#include "replica/prefetch.h"
+#include "common/prefetch.h"
 
 #include <gtest/gtest.h>
 
 #include "tests/testutil/temp_dir.h"
 
-namespace cyrsync::replica {
+namespace cyrsync {
 namespace {
 
 class PrefetchTest : public ::testing::Test {
@@ -73,6 +73,23 @@ TEST_P(PrefetchModeTest, EveryWindowSizeDrainsTheWholeList) {
   }
 }
 
+// Files near kMaxPrefetchBytes fill the byte budget long before the window: readers stopped by
+// it must be woken as the consumer takes files (a missed wake-up would hang here).
+TEST_P(PrefetchModeTest, TheByteBudgetStopsAndRestartsTheReaders) {
+  std::vector<std::string> paths;
+  const size_t big = Prefetcher::kMaxPrefetchBytes - 1;
+  for (int i = 0; i < 40; ++i) {
+    paths.push_back(Make(std::to_string(i) + ".", std::string(big, static_cast<char>('a' + i % 26))));
+  }
+  Prefetcher p(Env::Default(), paths, 8, 64, GetParam());
+  for (int i = 0; i < 40; ++i) {
+    Prefetcher::Item item = p.Take(i);
+    ASSERT_TRUE(item.status.ok()) << i;
+    ASSERT_EQ(item.data.size(), big) << i;
+    EXPECT_EQ(item.data[big / 2], static_cast<char>('a' + i % 26)) << i;
+  }
+}
+
 TEST_P(PrefetchModeTest, StoppingEarlyJoinsTheReaders) {
   std::vector<std::string> paths;
   for (int i = 0; i < 100; ++i) paths.push_back(Make(std::to_string(i) + ".", "m"));
@@ -100,4 +117,4 @@ TEST_F(PrefetchTest, BatchesWhereTheKernelOffersARing) {
 }
 
 }  // namespace
-}  // namespace cyrsync::replica
+}  // namespace cyrsync
