@@ -131,7 +131,6 @@ class DriveQueues {
   size_t cap_ = 1;
 };
 
-// The GUIDs of the messages a folder's current cyrus.index names, as served by the slot.
 // The records of the folder the slot serves now (cyrus.index only: what a client sees).
 Result<std::vector<cyrus::IndexRecord>> ServedRecords(protocol::Transport& t,
                                                       const std::string& key) {
