@@ -12,6 +12,19 @@ std::vector<Result<FileStat>> Env::StatInDir(const std::string& dir,
   return out;
 }
 
+Result<FileStat> Env::StatBeneath(const std::string& root, std::string_view rel) {
+  std::string cur = root;
+  size_t start = 0;
+  while (true) {
+    size_t end = rel.find('/', start);
+    if (end == std::string_view::npos) end = rel.size();
+    cur = JoinPath(cur, rel.substr(start, end - start));
+    ASSIGN_OR_RETURN(FileStat st, Stat(cur));
+    if (end >= rel.size()) return st;
+    if (st.IsSymlink()) return InvalidArgumentError("path through a symlink refused: " + cur);
+    start = end + 1;
+  }
+}
 
 bool FileStat::IsDir() const { return S_ISDIR(mode); }
 bool FileStat::IsRegular() const { return S_ISREG(mode); }

@@ -88,6 +88,12 @@ class Env {
   // path once (O_PATH) instead of once per name. Wrappers get the per-name Stat calls.
   virtual std::vector<Result<FileStat>> StatInDir(const std::string& dir,
                                                   std::span<const std::string> names);
+  // lstat(2) of root/rel, where no component of rel before the last may be a symlink:
+  // kInvalidArgument naming the first one that is. A missing component (or one that is not a
+  // directory) gives that lstat's error; every component before it was a real directory. rel is
+  // relative and non-empty. PosixEnv resolves the whole path in one openat2(2)
+  // (RESOLVE_NO_SYMLINKS) where the kernel has it; the default lstat()s each component.
+  virtual Result<FileStat> StatBeneath(const std::string& root, std::string_view rel);
   // readdir(2) with d_type; "." and ".." are skipped. DT_UNKNOWN is resolved with lstat.
   virtual Result<std::vector<DirEntry>> ListDir(const std::string& path) = 0;
   virtual Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;

@@ -1,10 +1,13 @@
 // PosixEnv: the only place that calls open(2), stat(2), readdir(3) and friends.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -194,6 +197,33 @@ class PosixEnv final : public Env {
     return out;
   }
 
+  Result<FileStat> StatBeneath(const std::string& root, std::string_view rel) override {
+    if (!openat2_works_.load(std::memory_order_relaxed)) return Env::StatBeneath(root, rel);
+    // O_PATH | O_NOFOLLOW: a symlink as the last component is opened itself, as lstat sees it.
+    struct open_how how {};
+    how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
+    int dir = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return Env::StatBeneath(root, rel);
+    const std::string r(rel);
+    long fd = ::syscall(SYS_openat2, dir, r.c_str(), &how, sizeof how);
+    const int err = fd < 0 ? errno : 0;
+    ::close(dir);
+    if (fd < 0) {
+      if (err == ENOSYS || err == EPERM) openat2_works_ = false;  // old kernel, seccomp
+      // ENOENT, ENOTDIR: as the lstat of that component reports. ELOOP (a symlink on the way)
+      // and anything unusual: the per-component walk names the culprit.
+      if (err == ENOENT || err == ENOTDIR) return PosixError("stat " + JoinPath(root, rel), err);
+      return Env::StatBeneath(root, rel);
+    }
+    struct stat st;
+    const int rc = ::fstat(static_cast<int>(fd), &st);
+    const int ferr = errno;
+    ::close(static_cast<int>(fd));
+    if (rc < 0) return PosixError("stat " + JoinPath(root, rel), ferr);
+    return FromStat(st);
+  }
+
   Result<std::vector<DirEntry>> ListDir(const std::string& path) override {
     DIR* d = ::opendir(path.c_str());
     if (d == nullptr) return PosixError("opendir " + path, errno);
@@ -336,6 +366,7 @@ class PosixEnv final : public Env {
   }
 
  private:
+  std::atomic<bool> openat2_works_{true};  // false after ENOSYS/EPERM: the lstat walk instead
   EntryType TypeOf(const std::string& dir, const struct dirent* de) {
     switch (de->d_type) {
       case DT_REG: return EntryType::kFile;

@@ -122,6 +122,50 @@ TEST(EnvTest, StatInDirMatchesStat) {
   EXPECT_EQ(counting.Count("stat"), names.size());
 }
 
+// PosixEnv's one-call openat2 path and the default per-component walk (which a wrapper such as
+// CountingEnv gets) agree on every kind of path.
+TEST(EnvTest, StatBeneathRefusesSymlinksOnTheWay) {
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  ASSERT_TRUE(env->MakeDir(dir.Sub("real"), 0755).ok());
+  ASSERT_TRUE(env->MakeDir(dir.Sub("real/sub"), 0755).ok());
+  ASSERT_TRUE(AtomicWriteFile(env, dir.Sub("real/sub/f"), "body", {}).ok());
+  ASSERT_TRUE(AtomicWriteFile(env, dir.Sub("file"), "x", {}).ok());
+  ASSERT_TRUE(env->Symlink("real", dir.Sub("link")).ok());
+  ASSERT_TRUE(env->Symlink("f", dir.Sub("real/sub/flink")).ok());
+  testing::CountingEnv walk(env);
+  struct Case {
+    std::string rel;
+    bool ok;
+    Code code;
+    bool symlink;
+  };
+  const std::vector<Case> cases = {
+      {"real/sub/f", true, Code::kOk, false},   {"real/sub", true, Code::kOk, false},
+      {"real/sub/flink", true, Code::kOk, true}, {"link", true, Code::kOk, true},
+      {"link/sub/f", false, Code::kInvalidArgument, false},
+      {"real/missing/f", false, Code::kNotFound, false},
+      {"file/f", false, Code::kNotFound, false}};
+  for (const auto& c : cases) {
+    for (Env* e : {env, static_cast<Env*>(&walk)}) {
+      auto got = e->StatBeneath(dir.path(), c.rel);
+      ASSERT_EQ(got.ok(), c.ok) << c.rel;
+      if (!c.ok) {
+        EXPECT_EQ(got.error().code(), c.code) << c.rel;
+        continue;
+      }
+      auto want = env->Stat(dir.Sub(c.rel));
+      ASSERT_TRUE(want.ok());
+      EXPECT_EQ(got->ino, want->ino) << c.rel;
+      EXPECT_EQ(got->IsSymlink(), c.symlink) << c.rel;
+    }
+  }
+  auto refused = env->StatBeneath(dir.path(), "link/sub/f");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find(dir.Sub("link")), std::string::npos)
+      << refused.error().message();
+}
+
 TEST(EnvTest, SharedLocksInOneProcessCoexistAndExclusiveWaits) {
   testing::TempDir dir;
   Env* env = Env::Default();

@@ -244,22 +244,18 @@ Result<std::string> Store::Resolve(const protocol::WirePath& p, Target target) c
   if (abs == state || abs.rfind(state + "/", 0) == 0) {
     return InvalidArgumentError("path inside the replica's state directory refused: " + p.rel);
   }
-  std::string cur = *root;
-  size_t start = 0;
-  while (start < p.rel.size()) {
-    size_t end = p.rel.find('/', start);
-    if (end == std::string::npos) end = p.rel.size();
-    cur = JoinPath(cur, p.rel.substr(start, end - start));
-    auto st = env_->Stat(cur);
-    if (!st.ok()) break;  // the rest will be created by us
-    bool last = end == p.rel.size();
-    if (st->IsSymlink() && !(last && target == Target::kFile)) {
-      return InvalidArgumentError("path through a symlink refused: " + cur);
-    }
-    if (last && target == Target::kFile && st->IsDir()) {
-      return InvalidArgumentError("a directory is in the way of file " + p.rel);
-    }
-    start = end + 1;
+  // A missing component (or any other failure to look further) ends the check: the rest is
+  // created by this daemon.
+  auto st = env_->StatBeneath(*root, p.rel);
+  if (!st.ok()) {
+    if (st.error().code() == Code::kInvalidArgument) return st.error();
+    return abs;
+  }
+  if (st->IsSymlink() && target != Target::kFile) {
+    return InvalidArgumentError("path through a symlink refused: " + abs);
+  }
+  if (target == Target::kFile && st->IsDir()) {
+    return InvalidArgumentError("a directory is in the way of file " + p.rel);
   }
   return abs;
 }

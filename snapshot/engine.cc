@@ -292,7 +292,7 @@ class Run {
                            " is gone");
     }
     // The transport checked the body against got->sha1 (the SHA-1 it computed as it arrived).
-    if (!HasGuid(r)) return AddWithoutGuid(r, *got);
+    if (!HasGuid(r)) return AddWithoutGuid(fs, r, *got);
     const std::string guid = r.GuidHex();
     if (got->sha1 != guid) {
       return AbortedError("message changed underfoot: " + fs.intname + " uid " +
@@ -305,8 +305,15 @@ class Run {
     return Status::Ok();
   }
 
-  // Nothing to check the body against: it is stored under its own SHA-1, once.
-  Status AddWithoutGuid(const cyrus::IndexRecord& r, const Received& got) {
+  // No GUID to check the body against, only the size its index record gives; it is stored under
+  // its own SHA-1, once.
+  Status AddWithoutGuid(const protocol::FolderState& fs, const cyrus::IndexRecord& r,
+                        const Received& got) {
+    if (got.body.size() != r.size) {
+      return AbortedError("message changed underfoot: " + fs.intname + " uid " +
+                          std::to_string(r.uid) + " is " + std::to_string(got.body.size()) +
+                          " bytes, its index record says " + std::to_string(r.size));
+    }
     map_.sha1[r.uid] = got.sha1;
     const Guid g = GuidFromHex(got.sha1);
     if (added_.count(g)) return Status::Ok();

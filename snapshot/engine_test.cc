@@ -25,6 +25,7 @@ class FakeReadService {
  public:
   std::map<std::string, std::vector<TestMessage>> folders;  // folder key -> messages
   std::set<uint32_t> expunge_underfoot;
+  std::map<uint32_t, std::string> served_body;  // uid -> a body other than its index describes
   std::vector<std::string> log;
   int64_t gen = 0;  // see Folder()
 
@@ -73,7 +74,8 @@ class FakeReadService {
       }
       RETURN_IF_ERROR(t.Send(protocol::kMessagePut,
                              protocol::Encode(protocol::MessagePut{uid, archived, 0})));
-      RETURN_IF_ERROR(protocol::SendBody(t, m->body));
+      auto other = served_body.find(uid);
+      RETURN_IF_ERROR(protocol::SendBody(t, other != served_body.end() ? other->second : m->body));
     }
     return Status::Ok();
   }
@@ -188,6 +190,44 @@ TEST(EngineTest, MessagesWithoutGuidAreArchivedUnderTheirSha1) {
     EXPECT_EQ(*got, body) << name;
   }
   EXPECT_FALSE(Env::Default()->Stat(JoinPath(folder, std::string(kGuidMapFile))).ok());
+}
+
+// A body without GUID is still checked against the size its index record gives: a file
+// rewritten underfoot aborts the user and leaves the archive's committed runs as they were.
+TEST(EngineTest, MessageWithoutGuidOfAnotherSizeIsRefused) {
+  FakeReadService daemon;
+  daemon.folders["A"] = {{1, "a1"}, {2, "twelve bytes", cyrus::kFlagSeen, true}};
+  ::cyrsync::testing::TempDir dir;
+  ASSERT_TRUE(SnapshotFrom(daemon, {"A"}, dir.path()).ok());
+  auto paths = PathsFor(dir.path(), "alice");
+  auto before = ReadFileToString(Env::Default(), paths.archive);
+  ASSERT_TRUE(before.ok());
+
+  daemon.folders["A"].push_back({3, "thirteen byte", cyrus::kFlagSeen, true});
+  daemon.served_body[3] = "thirteen bytes";
+  auto stats = SnapshotFrom(daemon, {"A"}, dir.path(), 1);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.status().code(), Code::kAborted) << stats.status().ToString();
+  EXPECT_NE(stats.status().message().find("user.alice.A uid 3 is 14 bytes, its index record "
+                                          "says 13"),
+            std::string::npos)
+      << stats.status().ToString();
+  // Only an uncommitted tail was added (the next run cuts it); the committed runs are as before.
+  auto after = ReadFileToString(Env::Default(), paths.archive);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->substr(0, before->size()), *before);
+  {
+    auto idx = IndexDb::Open(paths.index);
+    ASSERT_TRUE(idx.ok());
+    auto runs = (*idx)->Runs();
+    ASSERT_TRUE(runs.ok());
+    EXPECT_EQ(runs->size(), 1u);
+  }
+
+  daemon.served_body.clear();  // the file is whole again: the next run takes it
+  stats = SnapshotFrom(daemon, {"A"}, dir.path(), 2);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->messages_added, 1u);
 }
 
 // A guid map names its uidvalidity and each uid's SHA-1; anything else is an error that names
