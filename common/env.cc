@@ -26,6 +26,13 @@ Result<FileStat> Env::StatBeneath(const std::string& root, std::string_view rel)
   }
 }
 
+Status Env::ScanDir(const std::string& path,
+                    const std::function<void(std::string_view, EntryType)>& fn) {
+  ASSIGN_OR_RETURN(auto entries, ListDir(path));
+  for (const auto& e : entries) fn(e.name, e.type);
+  return Status::Ok();
+}
+
 bool FileStat::IsDir() const { return S_ISDIR(mode); }
 bool FileStat::IsRegular() const { return S_ISREG(mode); }
 bool FileStat::IsSymlink() const { return S_ISLNK(mode); }

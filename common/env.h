@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -96,6 +97,10 @@ class Env {
   virtual Result<FileStat> StatBeneath(const std::string& root, std::string_view rel);
   // readdir(2) with d_type; "." and ".." are skipped. DT_UNKNOWN is resolved with lstat.
   virtual Result<std::vector<DirEntry>> ListDir(const std::string& path) = 0;
+  // ListDir without collecting: fn sees each entry as readdir(2) returns it (name valid during
+  // the call only). For walks over a million-file spool. The default calls ListDir.
+  virtual Status ScanDir(const std::string& path,
+                         const std::function<void(std::string_view, EntryType)>& fn);
   virtual Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;
   // Creates or truncates path for writing with the given mode.
   virtual Result<std::unique_ptr<WritableFile>> NewWritable(const std::string& path,

@@ -225,20 +225,27 @@ class PosixEnv final : public Env {
   }
 
   Result<std::vector<DirEntry>> ListDir(const std::string& path) override {
+    std::vector<DirEntry> out;
+    RETURN_IF_ERROR(ScanDir(path, [&out](std::string_view name, EntryType type) {
+      out.push_back({std::string(name), type});
+    }));
+    return out;
+  }
+
+  Status ScanDir(const std::string& path,
+                 const std::function<void(std::string_view, EntryType)>& fn) override {
     DIR* d = ::opendir(path.c_str());
     if (d == nullptr) return PosixError("opendir " + path, errno);
-    std::vector<DirEntry> out;
     errno = 0;
     while (struct dirent* de = ::readdir(d)) {
       std::string_view name = de->d_name;
-      if (name == "." || name == "..") continue;
-      out.push_back({std::string(name), TypeOf(path, de)});
+      if (name != "." && name != "..") fn(name, TypeOf(path, de));
       errno = 0;
     }
     int err = errno;
     ::closedir(d);
     if (err != 0) return PosixError("readdir " + path, err);
-    return out;
+    return Status::Ok();
   }
 
   // O_NOATIME: a sync or a backup reading a spool must not dirty every inode it reads (relatime

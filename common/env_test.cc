@@ -81,6 +81,32 @@ TEST(EnvTest, ListDirReportsTypes) {
   EXPECT_EQ(m["l"], EntryType::kSymlink);
 }
 
+// PosixEnv's streaming ScanDir and the default one over ListDir (a wrapper's) see the same
+// entries; a missing directory is kNotFound naming it.
+TEST(EnvTest, ScanDirSeesWhatListDirLists) {
+  testing::TempDir dir;
+  Env* env = Env::Default();
+  ASSERT_TRUE(MakeDirs(env, dir.Sub("a/b"), 0755).ok());
+  for (int i = 1; i <= 300; ++i) {
+    ASSERT_TRUE(AtomicWriteFile(env, dir.Sub("a/" + std::to_string(i) + "."), "x", {}).ok());
+  }
+  ASSERT_TRUE(env->Symlink("1.", dir.Sub("a/l")).ok());
+  testing::CountingEnv counting(env);
+  for (Env* e : {env, static_cast<Env*>(&counting)}) {
+    std::map<std::string, EntryType> m;
+    ASSERT_TRUE(e->ScanDir(dir.Sub("a"), [&](std::string_view n, EntryType t) {
+                  m[std::string(n)] = t;
+                }).ok());
+    EXPECT_EQ(m.size(), 302u);
+    EXPECT_EQ(m["b"], EntryType::kDir);
+    EXPECT_EQ(m["300."], EntryType::kFile);
+    EXPECT_EQ(m["l"], EntryType::kSymlink);
+    Status missing = e->ScanDir(dir.Sub("none"), [](std::string_view, EntryType) {});
+    EXPECT_EQ(missing.code(), Code::kNotFound);
+    EXPECT_NE(missing.message().find(dir.Sub("none")), std::string::npos);
+  }
+}
+
 TEST(EnvTest, MissingFileIsNotFoundWithPath) {
   auto r = Env::Default()->Stat("/nonexistent/cyrsync/x");
   ASSERT_FALSE(r.ok());

@@ -2,6 +2,7 @@
 // new index names, or removes a mailbox that is gone on the source.
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <map>
 #include <set>
 
@@ -153,16 +154,19 @@ const StoredEntry* FindEntry(const std::vector<StoredEntry>& v, std::string_view
 // The message files of dir; also removes hidden temp files an earlier daemon process left there
 // (after a power loss its staging note may be lost).
 Status ListMessages(const Store& s, const std::string& dir, bool archived, LocList* out) {
-  auto ls = s.env()->ListDir(dir);
-  if (!ls.ok()) return ls.error().code() == Code::kNotFound ? Status::Ok() : ls.error();
-  for (const auto& e : *ls) {
-    if (e.type != EntryType::kFile) continue;
-    if (cyrus::IsMessageFileName(e.name)) {
-      out->emplace_back(static_cast<uint32_t>(std::stoul(e.name)), archived);
-    } else if (s.IsStaleStageName(e.name)) {
-      (void)s.env()->Remove(JoinPath(dir, e.name));
+  std::vector<std::string> stale;
+  Status st = s.env()->ScanDir(dir, [&](std::string_view name, EntryType type) {
+    if (type != EntryType::kFile) return;
+    if (cyrus::IsMessageFileName(name)) {
+      uint32_t uid = 0;
+      auto [end, ec] = std::from_chars(name.data(), name.data() + name.size() - 1, uid);
+      if (ec == std::errc()) out->emplace_back(uid, archived);  // else beyond any uid
+    } else if (s.IsStaleStageName(name)) {
+      stale.emplace_back(name);
     }
-  }
+  });
+  if (!st.ok()) return st.code() == Code::kNotFound ? Status::Ok() : st;
+  for (const auto& name : stale) (void)s.env()->Remove(JoinPath(dir, name));
   return Status::Ok();
 }
 

@@ -5,23 +5,28 @@
 namespace cyrsync::syncer {
 namespace {
 
+// Entries are looked at as readdir returns them (a million message names are counted, not
+// collected); subdirectories are descended into once this directory is closed.
 void WalkDir(Env* env, const std::string& dir, WalkStats* s) {
-  auto ls = env->ListDir(dir);
-  if (!ls.ok()) {
-    if (ls.error().code() == Code::kNotFound) ++s->vanished;
+  std::vector<std::string> subdirs;
+  bool folder = false;
+  Status st = env->ScanDir(dir, [&](std::string_view name, EntryType type) {
+    if (name.empty() || name[0] == '.') return;
+    if (cyrus::IsMessageFileName(name)) {
+      ++s->message_files;
+    } else if (name == "cyrus.header") {
+      folder = true;
+    } else if (type == EntryType::kDir && !cyrus::IsMetaFileName(name)) {
+      subdirs.emplace_back(name);
+    }
+  });
+  if (!st.ok()) {
+    if (st.code() == Code::kNotFound) ++s->vanished;
     return;
   }
   ++s->dirs;
-  for (const auto& e : *ls) {
-    if (e.name.empty() || e.name[0] == '.') continue;
-    if (cyrus::IsMessageFileName(e.name)) {
-      ++s->message_files;
-    } else if (e.name == "cyrus.header") {
-      s->folder_dirs.push_back(dir);
-    } else if (e.type == EntryType::kDir && !cyrus::IsMetaFileName(e.name)) {
-      WalkDir(env, JoinPath(dir, e.name), s);
-    }
-  }
+  if (folder) s->folder_dirs.push_back(dir);
+  for (const auto& sub : subdirs) WalkDir(env, JoinPath(dir, sub), s);
 }
 
 }  // namespace
