@@ -45,6 +45,14 @@ void AddUserFiles(Store& s, const std::string& user, const cyrus::MailboxEntry* 
                                  protocol::EntryKind::kFile, Tuple(*st), ""});
     }
   }
+  // The user's quota root (its limits and usage), where Cyrus keeps one file per root.
+  if (inbox && conf.quota_db == "quotalegacy") {
+    cyrus::RootedPath q = cyrus::QuotaFile(conf, inbox->intname);
+    if (auto st = StatRooted(s, q)) {
+      out->user_files.push_back({"user/quota", {q.root, q.rel}, protocol::EntryKind::kFile,
+                                 Tuple(*st), ""});
+    }
+  }
   if (conf.sievedir.empty()) return;
   cyrus::RootedPath dir = cyrus::UserSieveDir(conf, user, inbox);
   auto abs = cyrus::Resolve(conf, dir);

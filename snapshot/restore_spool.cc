@@ -15,6 +15,9 @@
 namespace cyrsync::snapshot {
 namespace {
 
+// user/quota: the user's quota root file (quotalegacy), see doc/formats/archive.md.
+constexpr std::string_view kQuotaBase = "quota";
+
 // 3.6 mbtype type letters (cyrus-formats.md §6.3); anything else is a legacy flag string.
 constexpr size_t kMaxListedConflicts = 8;
 
@@ -81,6 +84,11 @@ class SpoolRestorer {
       for (auto& e : entries) {
         std::string base = e.name.substr(std::string_view(prefix).size());
         if (base.empty() || base.find('/') != std::string::npos) continue;
+        if (std::string_view(prefix) == "user/" && base == kQuotaBase &&
+            (conf_.quota_db != "quotalegacy" || !inbox_mb)) {
+          stats_.quota_not_restored = true;
+          continue;
+        }
         ASSIGN_OR_RETURN(std::string path, UserFilePath(prefix, base, userid, inbox_mb));
         out.push_back({std::move(e), std::move(path)});
       }
@@ -177,7 +185,9 @@ class SpoolRestorer {
   Result<std::string> UserFilePath(std::string_view prefix, const std::string& base,
                                    const std::string& userid, const cyrus::MailboxEntry* inbox) {
     cyrus::RootedPath p;
-    if (prefix == "user/") {
+    if (prefix == "user/" && base == kQuotaBase) {
+      p = cyrus::QuotaFile(conf_, inbox->intname);  // the INBOX is the user's quota root
+    } else if (prefix == "user/") {
       p = cyrus::UserFile(conf_, userid, inbox, base);
     } else {
       if (conf_.sievedir.empty()) {

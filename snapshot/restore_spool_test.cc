@@ -134,6 +134,7 @@ class RestoreSpoolTest : public ::testing::Test {
     }
     ASSERT_TRUE((*w)->AddFile("user/seen", "seen-bytes", 1).ok());
     ASSERT_TRUE((*w)->AddFile("user/sub", "sub-bytes", 1).ok());
+    ASSERT_TRUE((*w)->AddFile("user/quota", "quota-bytes", 1).ok());
     ASSERT_TRUE((*w)->AddFile("sieve/main.bc", "bytecode", 1).ok());
     ASSERT_TRUE((*w)->AddSymlink("sieve/defaultbc", "main.bc", 1).ok());
     ASSERT_TRUE((*w)->Commit().ok());
@@ -178,6 +179,8 @@ TEST_F(RestoreSpoolTest, UuidLayout) {
   EXPECT_EQ(sent->nlink, 2u);  // the same GUID as INBOX's uid 2: hard-linked
   EXPECT_EQ(ReadWhole(Env::Default(), T("conf/user/uuid/i/b/ibx-1/seen.db")), "seen-bytes");
   EXPECT_EQ(ReadWhole(Env::Default(), T("conf/user/uuid/i/b/ibx-1/sub.db")), "sub-bytes");
+  EXPECT_EQ(ReadWhole(Env::Default(), T("conf/quota/a/user.alice")), "quota-bytes");
+  EXPECT_FALSE(r->quota_not_restored);
   EXPECT_EQ(ReadWhole(Env::Default(), T("sieve/uuid/i/b/ibx-1/main.bc")), "bytecode");
   auto link = Env::Default()->ReadLink(T("sieve/uuid/i/b/ibx-1/defaultbc"));
   ASSERT_TRUE(link.ok());
@@ -209,6 +212,7 @@ TEST_F(RestoreSpoolLegacyTest, ByNameLayout) {
   EXPECT_TRUE(Exists("spool/a/user/alice/Sent/7."));
   EXPECT_EQ(ReadWhole(Env::Default(), T("conf/user/a/alice.seen")), "seen-bytes");
   EXPECT_EQ(ReadWhole(Env::Default(), T("conf/user/a/alice.sub")), "sub-bytes");
+  EXPECT_EQ(ReadWhole(Env::Default(), T("conf/quota/a/user.alice")), "quota-bytes");
   EXPECT_TRUE(Exists("sieve/a/alice/main.bc"));
   EXPECT_EQ(nlohmann::json::parse(json_).at("user.alice.Sent").at("mbtype"), "el");
 }
@@ -237,6 +241,18 @@ TEST_F(RestoreSpoolTest, RejectsWhatItCannotDo) {
   EXPECT_EQ(RestoreIntoSpool(Env::Default(), req, conf, &json_).status().code(), Code::kNotFound);
   conf.defaultpartition = "other";
   EXPECT_EQ(Restore(conf).status().code(), Code::kInvalidArgument);
+}
+
+// A target that keeps quotas in a database gets everything but the quota root file, and the
+// restore says so.
+TEST_F(RestoreSpoolTest, QuotaRootNeedsAQuotalegacyTarget) {
+  auto conf = Conf(target_.path(), false);
+  conf.quota_db = "twoskip";
+  auto r = Restore(conf);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->quota_not_restored);
+  EXPECT_FALSE(Exists("conf/quota/a/user.alice"));
+  EXPECT_EQ(ReadWhole(Env::Default(), T("conf/user/uuid/i/b/ibx-1/seen.db")), "seen-bytes");
 }
 
 TEST_F(RestoreSpoolTest, OneFolderLeavesTheUserFilesAlone) {

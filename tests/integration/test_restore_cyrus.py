@@ -27,9 +27,6 @@ USER = "alice"
 
 # What the comparison leaves out, and why. Everything else of alice's view must be equal.
 EXCLUDED = {
-    "quotaroot": "quota limits and usage live in the server-wide quota database, which a "
-                 "snapshot does not archive; the restored user has no quota until the operator "
-                 "sets one",
     "metadata": "mailbox annotations (GETMETADATA /private/comment, /shared/comment) live in the "
                 "server-wide annotations.db, which a snapshot does not archive",
     "other users' folders": "only alice is restored: folders of other users (or shared ones) "
@@ -68,8 +65,7 @@ def alice_view(state):
     """alice's part of a capture_state() result with the EXCLUDED parts taken out; returns
     (view, excluded values) so that excluded differences can still be shown."""
     u = copy.deepcopy(state["users"][USER])
-    excluded = {"quotaroot": u.pop("quotaroot", None),
-                "admin quotaroot": state["admin"]["quotaroot"].get(USER)}
+    excluded = {}
     excluded["other users' folders"] = [e[2] for e in u["list"] if not own(e[2])]
     u["list"] = [e for e in u["list"] if own(e[2])]
     u["lsub"] = [e for e in u["lsub"] if own(e[2])]
@@ -77,7 +73,8 @@ def alice_view(state):
     for box, fd in u["folders"].items():
         excluded[f"{box} metadata"] = fd.pop("metadata", None)
     view = {
-        "user": u,
+        "user": u,  # with its quotaroot: the archive holds the quota root file (quotalegacy)
+        "admin quotaroot": state["admin"]["quotaroot"].get(USER),
         "sieve": state["sieve"].get(USER),
         "admin list": [e for e in state["admin"]["list"] if own_admin(e[2])],
         "admin acl": {n: v for n, v in state["admin"]["acl"].items() if own_admin(n)},
@@ -211,6 +208,9 @@ def scenario(base, legacy):
         check("the restored view is not empty (LSUB, sieve scripts, \\Seen flags)",
               len(a_view["user"]["lsub"]) > 3 and a_view["sieve"] and
               a_view["sieve"]["scripts"] and '"\\\\Seen"' in json.dumps(a_view), a_view["sieve"])
+        check("the quota root came back with its limit",
+              "STORAGE" in json.dumps(b_view["user"].get("quotaroot")),
+              b_view["user"].get("quotaroot"))
         probs = compare_mboxlist(a_mbox, alice_mboxlist(fresh))
         check("mailboxes.db entries equal the master's (uniqueid, uidvalidity, mbtype, ACL, ...)",
               probs == [], probs)
