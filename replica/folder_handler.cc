@@ -101,31 +101,40 @@ struct Incoming {
   std::vector<StoredEntry> old_entries;
 };
 
+Status ReceiveMetaFile(Transport& t, Store& s, Incoming& in, const protocol::FolderFile& f);
+
+// A failed write (a full disk) names the temp file; the context says what it was to become.
 Status ReceiveMeta(Transport& t, Store& s, Incoming& in) {
   for (const auto& f : in.fb.files) {
-    std::string name = Basename(f.path.rel);
-    if (!cyrus::IsMetaFileName(name)) {
-      return InvalidArgumentError("folder file is not cyrus.* metadata: " + f.path.rel);
-    }
-    ASSIGN_OR_RETURN(std::string final_abs, s.Resolve(f.path));
-    ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(f.path));
-    in.staged_all.push_back(staged);
-    ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
-    FileSink sink(std::move(wf));
-    std::string* copy = name == "cyrus.index"     ? &in.index_bytes
-                        : name == "cyrus.expunge" ? &in.expunge_bytes
-                                                  : nullptr;
-    TeeSink tee(&sink, copy);
-    auto basis = s.OpenInstalled(f.path);
-    ASSIGN_OR_RETURN(uint64_t size, protocol::ReceiveBody(t, tee, s.options().max_file_size,
-                                                          basis.file.get(), basis.size));
-    RETURN_IF_ERROR(sink.Finish());
-    if (s.options().owner.set) {
-      RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));
-    }
-    RETURN_IF_ERROR(s.env()->SetMtime(staged, f.source.mtime_ns));
-    in.meta.push_back({f, {staged, final_abs}, sink.Sha1HexDigest(), size});
+    Status st = ReceiveMetaFile(t, s, in, f);
+    if (!st.ok()) return st.WithContext("receiving " + in.fb.intname + " " + f.path.rel);
   }
+  return Status::Ok();
+}
+
+Status ReceiveMetaFile(Transport& t, Store& s, Incoming& in, const protocol::FolderFile& f) {
+  std::string name = Basename(f.path.rel);
+  if (!cyrus::IsMetaFileName(name)) {
+    return InvalidArgumentError("folder file is not cyrus.* metadata: " + f.path.rel);
+  }
+  ASSIGN_OR_RETURN(std::string final_abs, s.Resolve(f.path));
+  ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(f.path));
+  in.staged_all.push_back(staged);
+  ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
+  FileSink sink(std::move(wf));
+  std::string* copy = name == "cyrus.index"     ? &in.index_bytes
+                      : name == "cyrus.expunge" ? &in.expunge_bytes
+                                                : nullptr;
+  TeeSink tee(&sink, copy);
+  auto basis = s.OpenInstalled(f.path);
+  ASSIGN_OR_RETURN(uint64_t size, protocol::ReceiveBody(t, tee, s.options().max_file_size,
+                                                        basis.file.get(), basis.size));
+  RETURN_IF_ERROR(sink.Finish());
+  if (s.options().owner.set) {
+    RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));
+  }
+  RETURN_IF_ERROR(s.env()->SetMtime(staged, f.source.mtime_ns));
+  in.meta.push_back({f, {staged, final_abs}, sink.Sha1HexDigest(), size});
   return Status::Ok();
 }
 
@@ -272,6 +281,9 @@ Status ComputeNeed(Store& s, Incoming& in) {
   return Status::Ok();
 }
 
+Status StoreMessage(Transport& t, Store& s, Incoming& in, const protocol::MessagePut& mp,
+                    Loc loc);
+
 Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
                       const std::set<Loc>& wanted) {
   ASSIGN_OR_RETURN(auto mp, protocol::DecodeMessagePut(f.payload));
@@ -279,6 +291,13 @@ Status ReceiveMessage(Transport& t, Store& s, Incoming& in, const Frame& f,
   if (!wanted.count(loc)) {
     return CorruptionError("protocol error: message " + std::to_string(mp.uid) + " not requested");
   }
+  Status st = StoreMessage(t, s, in, mp, loc);
+  if (st.ok()) return st;
+  return st.WithContext("receiving " + in.fb.intname + " uid " + std::to_string(mp.uid));
+}
+
+Status StoreMessage(Transport& t, Store& s, Incoming& in, const protocol::MessagePut& mp,
+                    Loc loc) {
   std::string staged = s.NewStagePathIn(mp.archived ? in.archive_abs : in.data_abs);
   in.staged_all.push_back(staged);
   ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));

@@ -50,6 +50,97 @@ TEST_F(ReplicaFolderTest, FirstInstallAsksForEveryMessageAndInstallsAll) {
   EXPECT_TRUE(EndSession().ok());
 }
 
+// Every file written after `full` is set fails as a full disk does (ENOSPC on write).
+class FullDiskEnv final : public EnvWrapper {
+ public:
+  FullDiskEnv() : EnvWrapper(Env::Default()) {}
+  std::atomic<bool> full{false};
+  Result<std::unique_ptr<WritableFile>> NewWritable(const std::string& p, uint32_t mode) override {
+    ASSIGN_OR_RETURN(auto f, EnvWrapper::NewWritable(p, mode));
+    if (!full) return f;
+    return std::unique_ptr<WritableFile>(new FullFile(std::move(f)));
+  }
+
+ private:
+  class FullFile final : public WritableFile {
+   public:
+    explicit FullFile(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
+    Status Append(std::string_view data) override {
+      return data.empty() ? Status::Ok() : PosixError("write " + f_->path(), ENOSPC);
+    }
+    Status Sync() override { return f_->Sync(); }
+    Status Close() override { return f_->Close(); }
+    Status Chown(uint32_t uid, uint32_t gid) override { return f_->Chown(uid, gid); }
+    const std::string& path() const override { return f_->path(); }
+
+   private:
+    std::unique_ptr<WritableFile> f_;
+  };
+};
+
+// The disk fills while an update of an installed folder is received, once while its metadata
+// arrives and once while its new message does: the exchange fails with the error of the write
+// that failed, the folder stays as installed (index and message files), no temp file is left,
+// and the same update installs once there is room again.
+class ReplicaFullDiskTest : public ReplicaFolderTest {
+ protected:
+  void SetUp() override {
+    env_ = &env;  // the store is opened on it; members outlive TearDown's store_.reset()
+    ReplicaFolderTest::SetUp();
+  }
+  FullDiskEnv env;
+};
+
+TEST_F(ReplicaFullDiskTest, AFullDiskLeavesTheInstalledFolderAsItWas) {
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(Connect()));
+  ASSERT_TRUE(EndSession().ok());
+  auto recs = TwoMessages();
+  recs.push_back({3, "From: c\r\n\r\nthird message\r\n"});
+  TestFolder update = MakeFolder(kKey, kDir, recs, "bob", 2);
+  for (bool during_messages : {false, true}) {
+    SCOPED_TRACE(during_messages ? "full while the message arrives" : "full while metadata arrives");
+    Peer& p = Connect();
+    env.full = !during_messages;
+    SendFolderBegin(p, update);
+    Status st = Status::Ok();
+    auto need = RecvNeed(p);
+    if (need.ok()) {
+      EXPECT_EQ(NeedUids(*need), (std::vector<uint32_t>{3}));
+      env.full = true;
+      SendMessage(p, 3, recs[2].body);
+      st = Commit(p);
+    } else {
+      st = need.status();
+    }
+    env.full = false;
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("No space left on device"), std::string::npos) << st.ToString();
+    Status ended = EndSession();
+    // What failed, what it was to become, and the temp file the write went to.
+    const std::string what = during_messages ? " uid 3: write " : "/cyrus.header: write ";
+    EXPECT_NE(ended.message().find("receiving "), std::string::npos) << ended.ToString();
+    EXPECT_NE(ended.message().find(what + tmp_.path()), std::string::npos) << ended.ToString();
+    EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.index")), first_.bodies[1]);
+    EXPECT_EQ(ReadFile(Spool(kDir + "/1.")), TwoMessages()[0].body);
+    EXPECT_EQ(ReadFile(Spool(kDir + "/2.")), TwoMessages()[1].body);
+    EXPECT_FALSE(Exists(Spool(kDir + "/3.")));
+    std::error_code ec;
+    for (const auto& d : {Spool(".cyrsync-tmp"), Spool(kDir)}) {
+      for (const auto& e : fs::directory_iterator(d, ec)) {
+        const std::string name = e.path().filename().string();
+        EXPECT_TRUE(name == "1." || name == "2." || name.rfind("cyrus.", 0) == 0)
+            << "left behind: " << e.path();
+      }
+    }
+  }
+  std::vector<NeedItem> need;
+  Status st = InstallFolder(Connect(), update, recs, &need);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(NeedUids(need), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(ReadFile(Spool(kDir + "/3.")), recs[2].body);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.index")), update.bodies[1]);
+}
+
 TEST_F(ReplicaFolderTest, ManifestListsFolderMetadata) {
   Peer& p = Connect();
   ASSERT_NO_FATAL_FAILURE(InstallFirst(p));

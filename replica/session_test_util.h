@@ -457,7 +457,7 @@ class ReplicaFixture : public ::testing::Test {
   void OpenStore() {
     ASSERT_FALSE(server_.joinable()) << "end the session before reopening the store";
     store_.reset();
-    auto s = Store::Open(Env::Default(), *conf_, opts_, NullLogger());
+    auto s = Store::Open(env_, *conf_, opts_, NullLogger());
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(*s);
   }
@@ -497,6 +497,7 @@ class ReplicaFixture : public ::testing::Test {
   Snapshot Snap() const { return TakeSnapshot(tmp_.path(), {store_->options().state_dir}); }
 
   cyrsync::testing::TempDir tmp_;
+  Env* env_ = Env::Default();  // a test may wrap it before OpenStore (fault injection)
   std::string conf_dir_, spool_, sieve_, archive_, outside_;
   std::unique_ptr<cyrus::ImapdConf> conf_;
   StoreOptions opts_;
