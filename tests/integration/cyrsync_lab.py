@@ -95,11 +95,21 @@ class Daemon:
         deadline = time.time() + timeout
         while True:
             text = self.log_text()[getattr(self, "log_start", 0):]
-            if text.count("connection accepted") <= text.count("connection closed"):
+            # Whole log events only: an error message quoted in a line ("... connection closed by
+            # peer") is not a closed connection, and counting it let this return while a session
+            # was still installing a folder.
+            accepted = len(_ACCEPTED.findall(text))
+            closed = len(_CLOSED.findall(text))
+            if accepted <= closed:
                 return True
             if time.time() > deadline:
                 return False
             time.sleep(0.05)
+
+
+# The daemon's own log lines for a connection (common/log.cc's pattern: time, level, logger).
+_ACCEPTED = re.compile(r"^\S+ info \S+ connection accepted peer=", re.M)
+_CLOSED = re.compile(r"^\S+ info \S+ connection closed peer=", re.M)
 
 
 def snapshot_config(base, pki, users, replica_port=None, master_port=None, path=None, **extra):
