@@ -161,8 +161,9 @@ int RunRestoreIntoSpool(const SnapshotArgs& a) {
   log->info("restore into spool done user={} folders={} messages={} bytes={} missing={} json={}",
             user, r->folders, r->messages, r->bytes, r->missing, json_path);
   if (r->quota_not_restored) {
-    log->warn("the archived quota root was not restored: the target keeps quotas in quota_db={} "
-              "(set the quota again, then run quota -f) user={}",
+    log->warn("the archived quota root was not restored: it needs quota_db: quotalegacy on the "
+              "target (here {}) and the user's INBOX in the restore; set the quota again, then "
+              "run quota -f user={}",
               target->quota_db, user);
   }
   const std::string exe = JoinPath(a.cyrus_bin, "ctl_mboxlist");

@@ -24,8 +24,9 @@ struct RestoreRequest {
 
 struct RestoreStats {
   uint64_t folders = 0, messages = 0, bytes = 0, missing = 0;
-  // RestoreIntoSpool: the archive holds the user's quota root file, but the target keeps its
-  // quotas in a database (quota_db other than quotalegacy), so it was not written.
+  // RestoreIntoSpool: the archive holds the user's quota root file, but it was not written:
+  // the target keeps its quotas in a database (quota_db other than quotalegacy), or the
+  // archive has no INBOX to name the root.
   bool quota_not_restored = false;
 };
 
