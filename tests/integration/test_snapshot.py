@@ -245,6 +245,12 @@ def scenario(base):
         rc, out = cyrsync("verify", "-c", conf, "-u", "alice", "--against-slot", "--json")
         check("verify --against-slot reports mail the archive lacks", rc != 0 and
               "is not archived" in out, out[-1500:])
+        master.sieve_put("alice", "late", 'keep;\r\n', activate=False)
+        time.sleep(1.1)
+        lab.run_sync(master, rdaemon, "-A")
+        rc, out = cyrsync("verify", "-c", conf, "-u", "alice", "--against-slot", "--json")
+        check("verify --against-slot reports a user file the archive lacks (a new sieve script's bytecode)",
+              rc != 0 and "sieve/late.bc is not archived" in out, out[-1500:])
         cyrsync("snapshot", "-c", conf, "-u", "alice", check_rc=0)
         rc, out = cyrsync("verify", "-c", conf, "-u", "alice", "--against-slot")
         check("after the next snapshot it passes again", rc == 0, out[-1500:])
