@@ -106,7 +106,6 @@ std::vector<ServerFile> ListServerFiles(const FolderContext& ctx,
   std::vector<ServerFile> out;
   const auto& conf = *ctx.conf;
   if (all_users) {
-    if (auto p = UnderConf(conf, conf.mboxlist_db_path)) AddIfExists(ctx, *p, "", &out);
     AddIfExists(ctx, {"configdirectory", "annotations.db"}, "", &out);
     AddDirFiles(ctx, {"configdirectory", "quota"}, "", 1, &out);
   }
@@ -127,6 +126,12 @@ std::vector<ServerFile> ListServerFiles(const FolderContext& ctx,
   });
   for (auto& v : per_user) {
     for (auto& f : v) out.push_back(std::move(f));
+  }
+  // mailboxes.db last: once it lists a folder, the annotations, quota and user files that go
+  // with it are already in place (a pass killed in between leaves no listed folder without its
+  // annotations.db entries).
+  if (all_users) {
+    if (auto p = UnderConf(conf, conf.mboxlist_db_path)) AddIfExists(ctx, *p, "", &out);
   }
   return out;
 }
