@@ -84,9 +84,10 @@ class Env {
 
   // lstat(2). kNotFound when absent.
   virtual Result<FileStat> Stat(const std::string& path) = 0;
-  // lstat(2) of several entries of one directory, in the order of names (each kNotFound when
-  // absent). Same results as Stat(dir + "/" + name) for each name; PosixEnv walks the directory's
-  // path once (O_PATH) instead of once per name. Wrappers get the per-name Stat calls.
+  // lstat(2) of several paths below one directory, in the order of names (each kNotFound when
+  // absent); a name may have several components ("uuid/cyrus.index"). Same results as
+  // Stat(dir + "/" + name) for each name; PosixEnv walks the directory's path once (O_PATH)
+  // instead of once per name. Wrappers get the per-name Stat calls.
   virtual std::vector<Result<FileStat>> StatInDir(const std::string& dir,
                                                   std::span<const std::string> names);
   // lstat(2) of root/rel, where no component of rel before the last may be a symlink:

@@ -185,8 +185,6 @@ class PosixEnv final : public Env {
       struct stat st;
       if (fd < 0) {
         out.push_back(PosixError("stat " + dir + "/" + n, open_errno));
-      } else if (n.find('/') != std::string::npos) {
-        out.push_back(Stat(dir + "/" + n));
       } else if (::fstatat(fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
         out.push_back(PosixError("stat " + dir + "/" + n, errno));
       } else {

@@ -115,7 +115,8 @@ TEST(EnvTest, MissingFileIsNotFoundWithPath) {
 }
 
 // StatInDir gives exactly what a Stat of each joined path gives: values, kNotFound for a missing
-// name or directory, a symlink itself (not its target), and a name with a '/' in it.
+// name or directory, a symlink itself (not its target), and names with a '/' in them (a symlink
+// on the way is followed, as lstat follows it).
 TEST(EnvTest, StatInDirMatchesStat) {
   testing::TempDir dir;
   Env* env = Env::Default();
@@ -124,7 +125,9 @@ TEST(EnvTest, StatInDirMatchesStat) {
   ASSERT_TRUE(AtomicWriteFile(env, dir.Sub("d/a"), "aaa", {}).ok());
   ASSERT_TRUE(AtomicWriteFile(env, dir.Sub("d/sub/b"), "bb", {}).ok());
   ASSERT_TRUE(env->Symlink("a", dir.Sub("d/link")).ok());
-  const std::vector<std::string> names = {"a", "missing", "link", "sub/b", "sub"};
+  ASSERT_TRUE(env->Symlink("sub", dir.Sub("d/dlink")).ok());
+  const std::vector<std::string> names = {"a",   "missing", "link",      "sub/b",
+                                          "sub", "dlink/b", "missing/b", "a/b"};
   for (const std::string& d : {dir.Sub("d"), dir.Sub("nodir")}) {
     auto got = env->StatInDir(d, names);
     ASSERT_EQ(got.size(), names.size());

@@ -389,14 +389,18 @@ std::string_view RelDir(std::string_view rel) {
   return slash == std::string_view::npos ? std::string_view() : rel.substr(0, slash);
 }
 
-// [begin, end) ranges of consecutive entries in one directory.
-std::vector<std::pair<size_t, size_t>> DirectoryRuns(std::span<const StoredEntry> entries) {
+// The directory an entry is statted from: the parent of its own directory, so a folder's files
+// and the folders beside it (a hash directory of the UUID layout) share one walk of its path.
+std::string_view StatBase(std::string_view rel) { return RelDir(RelDir(rel)); }
+
+// [begin, end) ranges of consecutive entries with one stat base.
+std::vector<std::pair<size_t, size_t>> BaseRuns(std::span<const StoredEntry> entries) {
   std::vector<std::pair<size_t, size_t>> runs;
   for (size_t i = 0; i < entries.size();) {
     const auto& p = entries[i].entry.path;
     size_t j = i + 1;
     while (j < entries.size() && entries[j].entry.path.root == p.root &&
-           RelDir(entries[j].entry.path.rel) == RelDir(p.rel)) {
+           StatBase(entries[j].entry.path.rel) == StatBase(p.rel)) {
       ++j;
     }
     runs.emplace_back(i, j);
@@ -409,22 +413,22 @@ std::vector<std::pair<size_t, size_t>> DirectoryRuns(std::span<const StoredEntry
 
 std::vector<char> Store::StillInstalled(std::span<const StoredEntry> entries, int threads) const {
   std::vector<char> ok(entries.size(), 0);
-  const auto runs = DirectoryRuns(entries);
+  const auto runs = BaseRuns(entries);
   ParallelFor(runs.size(), threads, [&](size_t r) {
     auto [begin, end] = runs[r];
     const auto& first = entries[begin].entry.path;
     auto root = conf_.RootDir(first.root);
     if (!root.ok()) return;
-    std::string_view dir = RelDir(first.rel);
+    std::string_view base = StatBase(first.rel);
     std::vector<size_t> which;
     std::vector<std::string> names;
     for (size_t i = begin; i < end; ++i) {
       const auto& rel = entries[i].entry.path.rel;
       if (!CheckRel(rel).ok()) continue;
       which.push_back(i);
-      names.push_back(dir.empty() ? rel : rel.substr(dir.size() + 1));
+      names.push_back(base.empty() ? rel : rel.substr(base.size() + 1));
     }
-    auto st = env_->StatInDir(dir.empty() ? *root : JoinPath(*root, std::string(dir)), names);
+    auto st = env_->StatInDir(base.empty() ? *root : JoinPath(*root, std::string(base)), names);
     for (size_t k = 0; k < which.size(); ++k) {
       ok[which[k]] = st[k].ok() && ToTuple(*st[k]) == entries[which[k]].local;
     }

@@ -1,5 +1,10 @@
 #include "syncer/spool.h"
 
+#include <algorithm>
+#include <tuple>
+
+#include "common/parallel.h"
+
 namespace cyrsync::syncer {
 
 protocol::WirePath ToWire(const cyrus::RootedPath& p) { return {p.root, p.rel}; }
@@ -49,6 +54,79 @@ SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const cyrus::Root
   s.index = StatSource(env, conf, index_p);
   if (s.index) s.header = StatSource(env, conf, header_p);
   return s;
+}
+
+namespace {
+
+std::string_view ParentOf(std::string_view rel) {
+  size_t slash = rel.rfind('/');
+  return slash == std::string_view::npos ? std::string_view() : rel.substr(0, slash);
+}
+
+cyrus::RootedPath FromWire(const protocol::WirePath& p) { return {p.root, p.rel}; }
+
+// The folders (indexes into `folders`) whose metadata sits in <root>/<parent>/<dir>/.
+struct ParentGroup {
+  std::string_view root, parent;
+  std::vector<size_t> members;
+};
+
+std::vector<ParentGroup> GroupByParent(std::span<SourceStats* const> folders,
+                                       std::vector<size_t>* alone) {
+  std::vector<std::tuple<std::string_view, std::string_view, size_t>> keyed;
+  keyed.reserve(folders.size());
+  for (size_t i = 0; i < folders.size(); ++i) {
+    const auto& ix = folders[i]->index_path;
+    const auto& hx = folders[i]->header_path;
+    std::string_view meta = ParentOf(ix.rel);
+    if (ix.root != hx.root || ParentOf(hx.rel) != meta || meta.find('/') == meta.npos) {
+      alone->push_back(i);
+      continue;
+    }
+    keyed.emplace_back(ix.root, ParentOf(meta), i);
+  }
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<ParentGroup> groups;
+  for (const auto& [root, parent, i] : keyed) {
+    if (groups.empty() || groups.back().root != root || groups.back().parent != parent) {
+      groups.push_back({root, parent, {}});
+    }
+    groups.back().members.push_back(i);
+  }
+  return groups;
+}
+
+void StatGroup(Env* env, const cyrus::ImapdConf& conf, const ParentGroup& g,
+               std::span<SourceStats* const> folders) {
+  auto root = conf.RootDir(g.root);
+  if (!root.ok()) return;  // nothing found: every folder of the group stays absent
+  const size_t skip = g.parent.size() + 1;
+  std::vector<std::string> names;
+  names.reserve(2 * g.members.size());
+  for (size_t i : g.members) {
+    names.push_back(folders[i]->index_path.rel.substr(skip));
+    names.push_back(folders[i]->header_path.rel.substr(skip));
+  }
+  auto st = env->StatInDir(JoinPath(*root, std::string(g.parent)), names);
+  for (size_t k = 0; k < g.members.size(); ++k) {
+    SourceStats& s = *folders[g.members[k]];
+    s.index = st[2 * k].ok() ? std::optional(ToTuple(*st[2 * k])) : std::nullopt;
+    s.header = s.index && st[2 * k + 1].ok() ? std::optional(ToTuple(*st[2 * k + 1]))
+                                             : std::nullopt;
+  }
+}
+
+}  // namespace
+
+void StatFolders(Env* env, const cyrus::ImapdConf& conf, std::span<SourceStats* const> folders,
+                 int threads) {
+  std::vector<size_t> alone;
+  const std::vector<ParentGroup> groups = GroupByParent(folders, &alone);
+  ParallelFor(groups.size() + alone.size(), threads, [&](size_t g) {
+    if (g < groups.size()) return StatGroup(env, conf, groups[g], folders);
+    SourceStats& s = *folders[alone[g - groups.size()]];
+    s = StatFolder(env, conf, FromWire(s.index_path), FromWire(s.header_path));
+  });
 }
 
 SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f) {

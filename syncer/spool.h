@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -37,6 +38,13 @@ struct SourceStats {
 SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const Folder& f);
 SourceStats StatFolder(Env* env, const cyrus::ImapdConf& conf, const cyrus::RootedPath& index,
                        const cyrus::RootedPath& header);
+
+// StatFolder for many folders at once, on up to `threads` threads. Each element's index_path and
+// header_path are set; this fills index and header. Folders whose meta directories share a parent
+// (a hash directory of the UUID layout, a user's directory of the legacy one) share one walk of
+// that parent's path: at 10k folders the path walks were most of an unchanged pass.
+void StatFolders(Env* env, const cyrus::ImapdConf& conf, std::span<SourceStats* const> folders,
+                 int threads);
 
 // Compares the stats with what the replica installed; for a pre-v12 index also stats
 // cyrus.expunge (expunge_path computes it only then).

@@ -107,11 +107,14 @@ std::vector<Scanned> ScanSource(Env* env, const cyrus::ImapdConf& conf, const Op
     const cyrus::MailboxEntry& mb = *real[i];
     std::string owner = mb.Owner();
     if (!Selected(opts, owner, mb.intname)) return;
-    out[i] = Scanned{&mb, cyrus::FolderKey(mb), std::move(owner),
-                     StatFolder(env, conf, cyrus::MetaPath(conf, mb, cyrus::MetaFile::kIndex),
-                                cyrus::MetaPath(conf, mb, cyrus::MetaFile::kHeader))};
+    out[i] = Scanned{&mb, cyrus::FolderKey(mb), std::move(owner), {}};
+    out[i].st.index_path = ToWire(cyrus::MetaPath(conf, mb, cyrus::MetaFile::kIndex));
+    out[i].st.header_path = ToWire(cyrus::MetaPath(conf, mb, cyrus::MetaFile::kHeader));
   });
   std::erase_if(out, [](const Scanned& s) { return s.mb == nullptr; });
+  std::vector<SourceStats*> stats(out.size());
+  for (size_t i = 0; i < out.size(); ++i) stats[i] = &out[i].st;
+  StatFolders(env, conf, stats, opts.stat_threads);
   return out;
 }
 
