@@ -103,16 +103,21 @@ TEST_F(RealSpoolTest, UnchangedFolderCostsOnlyItsMetadataStats) {
   auto second = s.RunPass();
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->folders_changed, 0u);
-  size_t meta_stats = 0;
+  size_t meta_stats = 0, walks = 0;
   for (const auto& op : env.ops()) {
     EXPECT_FALSE(std::regex_search(op.path, kMessageFile)) << op.kind << " " << op.path;
     if (!UnderSpool(op.path) || op.path == Spool()) continue;
+    if (op.kind == "walk") {  // one path walk for the folders of a directory, then their stats
+      ++walks;
+      continue;
+    }
     EXPECT_EQ(op.kind, "stat") << op.path;  // no readdir, no open, no lock
     std::string name = Basename(op.path);
     EXPECT_TRUE(name == "cyrus.header" || name == "cyrus.index") << op.path;
     ++meta_stats;
   }
   EXPECT_EQ(meta_stats, 2 * second->folders);
+  EXPECT_LE(walks, second->folders);
 }
 
 TEST_F(RealSpoolTest, ChangedFolderOpensOnlyTheNewMessageAndStatsNone) {

@@ -16,13 +16,19 @@ class CountingEnv : public EnvWrapper {
   explicit CountingEnv(Env* target) : EnvWrapper(target) {}
 
   struct Op {
-    std::string kind;  // stat, list, open, write, lock, rename, remove
+    std::string kind;  // stat, walk, list, open, write, lock, rename, remove
     std::string path;
   };
 
   Result<FileStat> Stat(const std::string& p) override {
     Record("stat", p);
     return EnvWrapper::Stat(p);
+  }
+  // Records the directory walk ("walk"), then one "stat" per name (Env's default).
+  std::vector<Result<FileStat>> StatInDir(const std::string& dir,
+                                          std::span<const std::string> names) override {
+    Record("walk", dir);
+    return Env::StatInDir(dir, names);
   }
   Result<std::vector<DirEntry>> ListDir(const std::string& p) override {
     Record("list", p);
