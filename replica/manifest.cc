@@ -7,9 +7,9 @@
 namespace cyrsync::replica {
 namespace {
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');
+// Version 2 stores entries WITHOUT ROWID, in (root, rel) order: the per-pass walk of every
+// entry in path order reads one b-tree instead of an index plus a row lookup per entry.
+constexpr const char* kEntriesTable = R"sql(
 CREATE TABLE IF NOT EXISTS entries(
   root TEXT NOT NULL, rel TEXT NOT NULL, owner TEXT NOT NULL, folder_key TEXT NOT NULL,
   kind INTEGER NOT NULL,
@@ -17,7 +17,10 @@ CREATE TABLE IF NOT EXISTS entries(
   src_ino INTEGER NOT NULL, unsettled INTEGER NOT NULL, index_minor INTEGER NOT NULL,
   loc_size INTEGER NOT NULL, loc_mtime INTEGER NOT NULL, loc_ctime INTEGER NOT NULL,
   loc_ino INTEGER NOT NULL,
-  PRIMARY KEY(root, rel));
+  PRIMARY KEY(root, rel)) WITHOUT ROWID;
+)sql";
+
+constexpr const char* kOtherTables = R"sql(
 CREATE INDEX IF NOT EXISTS entries_folder ON entries(folder_key);
 CREATE TABLE IF NOT EXISTS folders(
   folder_key TEXT PRIMARY KEY, owner TEXT NOT NULL, intname TEXT NOT NULL,
@@ -25,6 +28,8 @@ CREATE TABLE IF NOT EXISTS folders(
   archive_root TEXT NOT NULL, archive_rel TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS folders_dir ON folders(data_root, data_rel);
 )sql";
+
+constexpr const char* kSchemaVersion = "2";
 
 // A prepared statement that finalizes itself.
 // A statement from the connection's cache (prepared on first use), reset for reuse when done.
@@ -109,8 +114,42 @@ Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path) {
   // per transaction and no shared-memory index.
   RETURN_IF_ERROR(m->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
                           "PRAGMA synchronous=NORMAL;"));
-  RETURN_IF_ERROR(m->Exec(kSchema));
+  RETURN_IF_ERROR(m->CreateOrUpgrade());
   return m;
+}
+
+// A new database gets version 2; a version 1 one has its entries moved into the version 2 table
+// in one transaction (a crash leaves version 1 whole). A newer version is refused.
+Status Manifest::CreateOrUpgrade() {
+  RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"));
+  ASSIGN_OR_RETURN(auto stored, GetMeta("schema_version"));
+  const std::string version = stored.value_or("");  // empty: a new database
+  if (!version.empty() && version != "1" && version != kSchemaVersion) {
+    return FailedPreconditionError("manifest " + path_ + " has schema version " + version +
+                                   ", newer than this cyrsync (" + kSchemaVersion + ")");
+  }
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status st;
+  if (version == "1") {
+    st = Exec("ALTER TABLE entries RENAME TO entries_v1; DROP INDEX IF EXISTS entries_folder;");
+  }
+  if (st.ok()) st = Exec(kEntriesTable);
+  if (st.ok() && version == "1") {
+    st = Exec("INSERT INTO entries SELECT * FROM entries_v1; DROP TABLE entries_v1;");
+  }
+  if (st.ok()) st = Exec(kOtherTables);
+  if (st.ok()) {
+    st = Exec((std::string("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '") +
+               kSchemaVersion + "')").c_str());
+  }
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  RETURN_IF_ERROR(Exec("COMMIT"));
+  // The version 1 table's pages are free now; rewriting the file puts the entries' pages in
+  // order, which is what the per-pass walk reads.
+  return version == "1" ? Exec("VACUUM") : Status::Ok();
 }
 
 void Manifest::WillNeed() const {

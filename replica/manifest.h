@@ -37,7 +37,7 @@ struct FolderRow {
 class Manifest {
  public:
   ~Manifest();
-  // Opens or creates the database at path (schema version 1).
+  // Opens or creates the database at path (schema version 2; a version 1 database is upgraded).
   static Result<std::unique_ptr<Manifest>> Open(const std::string& path);
 
   // Replaces the entries for the given paths and the folder row (when set) in one transaction;
@@ -71,6 +71,7 @@ class Manifest {
  private:
   Manifest(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   Status Exec(const char* sql);
+  Status CreateOrUpgrade();
   Status UpsertLocked(const StoredEntry& e);
   Status RemoveLocked(const protocol::WirePath& p);
   Result<std::optional<FolderRow>> ReadFolder(void* stmt);  // REQUIRES: mu_ held

@@ -4,7 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "tests/testutil/temp_dir.h"
 
@@ -60,6 +65,84 @@ TEST(ManifestPageTest, PagesGiveEveryEntryInPathOrder) {
   auto next = (*m)->Page("", &first->back().entry.path, 100);
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->size(), 23u - 5u);
+}
+
+// Runs SQL on the database at path with a plain connection; returns the first column of the
+// first row of the last statement, if any.
+std::string RawSql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string first;
+  auto cb = [](void* out, int n, char** vals, char**) {
+    auto* s = static_cast<std::string*>(out);
+    if (s->empty() && n > 0 && vals[0]) *s = vals[0];
+    return 0;
+  };
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), cb, &first, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+  return first;
+}
+
+std::string V1Fixture() {
+  const char* src = std::getenv("CYRSYNC_SOURCE_DIR");
+  std::ifstream in(std::string(src ? src : ".") + "/tests/data/manifest-v1/manifest.sql");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A version 1 manifest (rows in an ordinary table) is upgraded in place to version 2 (rows in
+// path order WITHOUT ROWID) and keeps every entry, folder and meta value.
+TEST(ManifestSchemaTest, VersionOneIsUpgradedKeepingEveryRecord) {
+  testing::TempDir dir;
+  const std::string path = dir.Sub("manifest.sqlite");
+  const std::string fixture = V1Fixture();
+  ASSERT_FALSE(fixture.empty()) << "tests/data/manifest-v1/manifest.sql not found";
+  RawSql(path, fixture);
+  {
+    auto m = Manifest::Open(path);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    auto idx = (*m)->Get({"partition-default", "uuid/3/3/33svgem7f6p9vzgufxjxmn1e/cyrus.index"});
+    ASSERT_TRUE(idx.ok() && idx->has_value());
+    EXPECT_EQ((*idx)->entry.source.mtime_ns, 1795000000123456789);
+    EXPECT_EQ((*idx)->entry.index_minor, 17u);
+    EXPECT_EQ((*idx)->local.ino, 9001u);
+    auto hdr = (*m)->Get({"partition-default", "uuid/3/3/33svgem7f6p9vzgufxjxmn1e/cyrus.header"});
+    ASSERT_TRUE(hdr.ok() && hdr->has_value());
+    EXPECT_TRUE((*hdr)->entry.unsettled);
+    auto entries = (*m)->FolderEntries("33svgem7f6p9vzgufxjxmn1e");
+    ASSERT_TRUE(entries.ok());
+    EXPECT_EQ(entries->size(), 2u);
+    EXPECT_EQ(AllPages(**m, "", 2).size(), 3u);
+    auto folder = (*m)->GetFolder("33svgem7f6p9vzgufxjxmn1e");
+    ASSERT_TRUE(folder.ok() && folder->has_value());
+    EXPECT_EQ((*folder)->intname, "user.alice");
+    auto synced = (*m)->GetMeta("synced:*");
+    ASSERT_TRUE(synced.ok() && synced->has_value());
+    EXPECT_EQ(**synced, "1795000000");
+  }
+  EXPECT_EQ(RawSql(path, "SELECT value FROM meta WHERE key='schema_version'"), "2");
+  const std::string table = RawSql(path, "SELECT sql FROM sqlite_master WHERE name='entries'");
+  EXPECT_NE(table.find("WITHOUT ROWID"), std::string::npos) << table;
+  EXPECT_EQ(RawSql(path, "SELECT count(*) FROM sqlite_master WHERE name='entries_v1'"), "0");
+  EXPECT_EQ(RawSql(path, "SELECT count(*) FROM sqlite_master WHERE name='entries_folder'"), "1");
+  // Opening again changes nothing.
+  auto again = Manifest::Open(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(AllPages(**again, "", 10).size(), 3u);
+}
+
+TEST(ManifestSchemaTest, ANewerVersionIsRefused) {
+  testing::TempDir dir;
+  const std::string path = dir.Sub("manifest.sqlite");
+  RawSql(path, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+               "INSERT INTO meta VALUES('schema_version', '3');");
+  auto m = Manifest::Open(path);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(m.status().message().find("schema version 3"), std::string::npos);
 }
 
 }  // namespace
