@@ -1,6 +1,7 @@
 #include "cyrus/dlist.h"
 
 #include <charconv>
+#include <span>
 #include <string>
 
 #include "cyrus/dlist_internal.h"
@@ -41,13 +42,18 @@ bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 // Bytes that end an atom. Cyrus never prints these inside atoms (§8.4).
 bool EndsAtom(char c) { return IsSpace(c) || c == '(' || c == ')' || c == '\0'; }
 
+// Every Parse* method takes an output that may be null: then the value is checked exactly as it
+// would be parsed, but nothing is built (a mailboxes.db record's name history, for one).
 class DlistParser {
  public:
   DlistParser(std::string_view text, size_t base) : text_(text), base_(base) {}
 
-  Result<Dlist> ParseAll() {
+  // keys: for a kvlist at the top, only these keys' pairs are built (nullptr: every pair).
+  Result<Dlist> ParseAll(std::span<const std::string_view>* keys = nullptr) {
     SkipSpace();
-    ASSIGN_OR_RETURN(Dlist d, ParseValue(0));
+    Dlist d;
+    keys_ = keys;
+    RETURN_IF_ERROR(ParseValue(0, &d));
     SkipSpace();
     if (pos_ != text_.size()) return Error("trailing bytes");
     return d;
@@ -64,93 +70,104 @@ class DlistParser {
     while (!AtEnd() && IsSpace(Peek())) ++pos_;
   }
 
-  Result<Dlist> ParseValue(int depth) {
+  Status ParseValue(int depth, Dlist* out) {
     if (AtEnd()) return Error("unexpected end of input");
     if (depth > kMaxDepth) return Error("nesting too deep");
     char c = Peek();
     if (c == '(') {
       ++pos_;
-      return ParseListBody(depth + 1);
+      return ParseListBody(depth + 1, out);
     }
-    if (c == '%') return ParsePercent(depth);
+    if (c == '%') return ParsePercent(depth, out);
     if (c == ')') return Error("unexpected ')'");
     bool may_be_nil = c != '"' && c != '{';
-    ASSIGN_OR_RETURN(std::string s, ParseString());
-    Dlist d;
-    if (may_be_nil && s == "NIL") return d;  // kNil; a quoted "NIL" stays a string
-    d.kind = Dlist::Kind::kAtom;
-    d.str = std::move(s);
-    return d;
+    std::string s;
+    RETURN_IF_ERROR(ParseString(out ? &s : nullptr));
+    if (out == nullptr) return Status::Ok();
+    if (may_be_nil && s == "NIL") return Status::Ok();  // kNil; a quoted "NIL" stays a string
+    out->kind = Dlist::Kind::kAtom;
+    out->str = std::move(s);
+    return Status::Ok();
   }
 
-  Result<Dlist> ParsePercent(int depth) {
+  Status ParsePercent(int depth, Dlist* out) {
     if (pos_ + 1 >= text_.size() || text_[pos_ + 1] != '(') {
       // "%{part guid size}" file literals belong to the sync protocol, not to files we read.
       return Error("expected '(' after '%'");
     }
     pos_ += 2;
-    return ParseKvBody(depth + 1);
+    return ParseKvBody(depth + 1, out);
   }
 
   // After "(": values separated by whitespace up to ")".
-  Result<Dlist> ParseListBody(int depth) {
-    Dlist d;
-    d.kind = Dlist::Kind::kList;
+  Status ParseListBody(int depth, Dlist* out) {
+    if (out) out->kind = Dlist::Kind::kList;
     for (;;) {
       SkipSpace();
       if (AtEnd()) return Error("unterminated list");
       if (Peek() == ')') {
         ++pos_;
-        return d;
+        return Status::Ok();
       }
-      ASSIGN_OR_RETURN(Dlist item, ParseValue(depth));
-      d.items.push_back(std::move(item));
+      Dlist item;
+      RETURN_IF_ERROR(ParseValue(depth, out ? &item : nullptr));
+      if (out) out->items.push_back(std::move(item));
     }
   }
 
+  bool Wanted(std::string_view key, int depth) const {
+    if (depth != 1 || keys_ == nullptr) return true;
+    for (std::string_view k : *keys_) {
+      if (k == key) return true;
+    }
+    return false;
+  }
+
   // After "%(": key/value pairs up to ")".
-  Result<Dlist> ParseKvBody(int depth) {
-    Dlist d;
-    d.kind = Dlist::Kind::kKvList;
+  Status ParseKvBody(int depth, Dlist* out) {
+    if (out) out->kind = Dlist::Kind::kKvList;
     for (;;) {
       SkipSpace();
       if (AtEnd()) return Error("unterminated kvlist");
       if (Peek() == ')') {
         ++pos_;
-        return d;
+        return Status::Ok();
       }
       char c = Peek();
       if (c == '(' || c == '%') return Error("kvlist key is not a string");
-      ASSIGN_OR_RETURN(std::string key, ParseString());
+      std::string key;
+      RETURN_IF_ERROR(ParseString(out ? &key : nullptr));
       SkipSpace();
       if (AtEnd() || Peek() == ')') return Error("kvlist key without value");
-      ASSIGN_OR_RETURN(Dlist value, ParseValue(depth));
-      d.kv.emplace_back(std::move(key), std::move(value));
+      const bool build = out != nullptr && Wanted(key, depth);
+      Dlist value;
+      RETURN_IF_ERROR(ParseValue(depth, build ? &value : nullptr));
+      if (build) out->kv.emplace_back(std::move(key), std::move(value));
     }
   }
 
-  Result<std::string> ParseString() {
+  Status ParseString(std::string* out) {
     char c = Peek();
-    if (c == '"') return ParseQuoted();
-    if (c == '{') return ParseLiteral();
-    return ParseAtom();
+    if (c == '"') return ParseQuoted(out);
+    if (c == '{') return ParseLiteral(out);
+    return ParseAtom(out);
   }
 
-  Result<std::string> ParseAtom() {
+  Status ParseAtom(std::string* out) {
     size_t start = pos_;
     while (!AtEnd() && !EndsAtom(Peek())) ++pos_;
     if (pos_ == start) return Error("expected a value");
-    return std::string(text_.substr(start, pos_ - start));
+    if (out) out->assign(text_.substr(start, pos_ - start));
+    return Status::Ok();
   }
 
-  Result<std::string> ParseQuoted() {
+  Status ParseQuoted(std::string* out) {
     ++pos_;  // opening quote
-    std::string out;
     while (!AtEnd()) {
       char c = Peek();
       if (c == '"') {
         ++pos_;
-        return out;
+        return Status::Ok();
       }
       if (c == '\r' || c == '\n') return Error("line break in quoted string");
       if (c == '\\') {
@@ -158,14 +175,14 @@ class DlistParser {
         if (AtEnd()) break;
         c = Peek();
       }
-      out.push_back(c);
+      if (out) out->push_back(c);
       ++pos_;
     }
     return Error("unterminated quoted string");
   }
 
   // "{N}" or "{N+}", CRLF (a bare LF is tolerated), then N raw bytes.
-  Result<std::string> ParseLiteral() {
+  Status ParseLiteral(std::string* out) {
     ++pos_;  // '{'
     size_t start = pos_;
     while (!AtEnd() && Peek() >= '0' && Peek() <= '9') ++pos_;
@@ -181,14 +198,15 @@ class DlistParser {
     if (AtEnd() || Peek() != '\n') return Error("literal header not followed by newline");
     ++pos_;
     if (text_.size() - pos_ < n) return Error("truncated literal");
-    std::string out(text_.substr(pos_, n));
+    if (out) out->assign(text_.substr(pos_, n));
     pos_ += n;
-    return out;
+    return Status::Ok();
   }
 
   std::string_view text_;
   size_t base_;
   size_t pos_ = 0;
+  std::span<const std::string_view>* keys_ = nullptr;
 };
 
 }  // namespace
@@ -200,6 +218,10 @@ Result<Dlist> ParseDlistAt(std::string_view text, size_t base) {
 }  // namespace internal
 
 Result<Dlist> ParseDlist(std::string_view text) { return internal::ParseDlistAt(text, 0); }
+
+Result<Dlist> ParseDlistKeys(std::string_view text, std::span<const std::string_view> keys) {
+  return internal::DlistParser(text, 0).ParseAll(&keys);
+}
 
 namespace {
 

@@ -2,6 +2,7 @@
 // (v ...), atoms, quoted strings, literals {N}CRLF..., NIL. Sans-I/O; untrusted input.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -35,6 +36,11 @@ struct Dlist {
 // Parses one dlist value from the start of text; trailing whitespace is allowed, other trailing
 // bytes are an error. kCorruption with the byte offset on malformed input.
 Result<Dlist> ParseDlist(std::string_view text);
+
+// ParseDlist for a kvlist of which only some keys matter (a mailboxes.db record): the pairs of
+// the top-level kvlist whose key is not in keys are checked as ParseDlist checks them but left
+// out of the result. Any other value is returned whole. Same errors as ParseDlist.
+Result<Dlist> ParseDlistKeys(std::string_view text, std::span<const std::string_view> keys);
 
 // Prints v the way Cyrus's dlist_print does (§8.4): a string as an atom where the atom rules
 // allow, else quoted, else as a literal {N}CRLF; lists, kvlists and NIL as written.

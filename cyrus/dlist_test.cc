@@ -152,5 +152,43 @@ TEST(DlistTest, PrintNestedListsAndNil) {
   EXPECT_EQ(PrintDlist(*d), "%(A %(alice lrs) U ($a NIL $b) E ())");
 }
 
+// ParseDlistKeys gives what ParseDlist gives with the other top-level pairs left out, and the
+// very same error (message and offset) for malformed input, also inside a value it skips.
+TEST(DlistTest, ParseKeysBuildsOnlyThoseKeysAndChecksTheRest) {
+  const std::string_view keys[] = {"I", "A"};
+  const std::string texts[] = {
+      "%(I abc H (%(N \"x\\\"y\" V {3}\r\nq)z NIL) A %(bob lrs) T e)",
+      "%(T e)",
+      "%()",
+      "(I x)",
+      "plain",
+      "%(I {2}\r\nab H ((((deep))))) ",
+      // malformed, in a skipped value and in a kept one
+      "%(H (\"a\nb\") I x)",
+      "%(H (a b I x)",
+      "%(H {9}\r\nabc)",
+      "%(H %(k) I x)",
+      "%(I \"unterminated)",
+      "%(H %{p g 3}\r\nabc)",
+      "%(H x) trailing",
+  };
+  for (const std::string& text : texts) {
+    auto want = ParseDlist(text);
+    auto got = ParseDlistKeys(text, keys);
+    ASSERT_EQ(got.ok(), want.ok()) << text;
+    if (!want.ok()) {
+      EXPECT_EQ(got.error().message(), want.error().message()) << text;
+      continue;
+    }
+    if (want->kind == Dlist::Kind::kKvList) {
+      std::erase_if(want->kv, [](const auto& kv) { return kv.first != "I" && kv.first != "A"; });
+    }
+    EXPECT_EQ(PrintDlist(*got), PrintDlist(*want)) << text;
+  }
+  auto d = ParseDlistKeys("%(I abc H (%(N x)) A %(bob lrs) T e)", keys);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(PrintDlist(*d), "%(I abc A %(bob lrs))");
+}
+
 }  // namespace
 }  // namespace cyrsync::cyrus

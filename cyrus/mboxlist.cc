@@ -94,8 +94,12 @@ std::string AclFromDlist(const Dlist* a) {
   return acl;
 }
 
+// The keys a record's value is read for; the rest (the name history H, modseqs...) are only
+// checked: building them was most of the time of reading a large mailboxes.db.
+constexpr std::string_view kEntryKeys[] = {"I", "P", "S", "V", "A", "T"};
+
 Result<MailboxEntry> EntryFromDlistValue(std::string_view value, std::string intname, bool pre36) {
-  ASSIGN_OR_RETURN(Dlist d, ParseDlist(value));
+  ASSIGN_OR_RETURN(Dlist d, ParseDlistKeys(value, kEntryKeys));
   if (d.kind != Dlist::Kind::kKvList) return CorruptionError("value is not a kvlist");
   MailboxEntry e;
   e.intname = std::move(intname);

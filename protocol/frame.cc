@@ -177,6 +177,11 @@ Result<int64_t> PayloadReader::I64() {
 }
 
 Result<std::string> PayloadReader::String(size_t max_len) {
+  ASSIGN_OR_RETURN(std::string_view v, StringView(max_len));
+  return std::string(v);
+}
+
+Result<std::string_view> PayloadReader::StringView(size_t max_len) {
   RETURN_IF_ERROR(Need(4, "string length"));
   const uint32_t len = LoadBE32(data_, pos_);
   if (len > max_len) {
@@ -188,7 +193,7 @@ Result<std::string> PayloadReader::String(size_t max_len) {
                            ": length " + std::to_string(len) + ", have " +
                            std::to_string(remaining() - 4));
   }
-  std::string out(data_.substr(pos_ + 4, len));
+  std::string_view out = data_.substr(pos_ + 4, len);
   pos_ += 4 + len;
   return out;
 }

@@ -106,6 +106,8 @@ class PayloadReader {
   Result<int64_t> I64();
   // A u32 length then that many bytes; kCorruption when the length exceeds max_len.
   Result<std::string> String(size_t max_len = size_t{1} << 20);
+  // String without the copy: a view into the payload.
+  Result<std::string_view> StringView(size_t max_len = size_t{1} << 20);
   // Exactly n raw bytes.
   Result<std::string> Bytes(size_t n);
 

@@ -51,11 +51,12 @@ void Put(PayloadWriter& w, const ManifestEntry& e) {
   w.PutU8(e.unsettled);
   w.PutU32(e.index_minor);
 }
-Result<ManifestEntry> GetEntry(PayloadReader& r) {
-  ManifestEntry e;
-  ASSIGN_OR_RETURN(e.path, GetPath(r));
-  ASSIGN_OR_RETURN(e.owner, r.String(1024));
-  ASSIGN_OR_RETURN(e.folder_key, r.String(1024));
+Result<ManifestEntryView> GetEntry(PayloadReader& r) {
+  ManifestEntryView e;
+  ASSIGN_OR_RETURN(e.root, r.StringView(256));
+  ASSIGN_OR_RETURN(e.rel, r.StringView(4096));
+  ASSIGN_OR_RETURN(e.owner, r.StringView(1024));
+  ASSIGN_OR_RETURN(e.folder_key, r.StringView(1024));
   ASSIGN_OR_RETURN(uint8_t kind, r.U8());
   if (kind > 2) return CorruptionError("manifest entry kind out of range");
   e.kind = static_cast<EntryKind>(kind);
@@ -423,15 +424,28 @@ std::string EncodeManifestChunk(const std::vector<ManifestEntry>& entries) {
   for (const auto& e : entries) Put(w, e);
   return w.Take();
 }
-Result<std::vector<ManifestEntry>> DecodeManifestChunk(std::string_view p) {
+Status VisitManifestChunk(std::string_view p,
+                          const std::function<void(const ManifestEntryView&)>& fn) {
   PayloadReader r(p);
   ASSIGN_OR_RETURN(uint32_t n, GetCount(r));
-  std::vector<ManifestEntry> out;
   for (uint32_t i = 0; i < n; ++i) {
     ASSIGN_OR_RETURN(auto e, GetEntry(r));
-    out.push_back(std::move(e));
+    fn(e);
   }
-  RETURN_IF_ERROR(r.ExpectEnd());
+  return r.ExpectEnd();
+}
+
+Result<std::vector<ManifestEntry>> DecodeManifestChunk(std::string_view p) {
+  std::vector<ManifestEntry> out;
+  RETURN_IF_ERROR(VisitManifestChunk(p, [&](const ManifestEntryView& v) {
+    out.push_back({{std::string(v.root), std::string(v.rel)},
+                   std::string(v.owner),
+                   std::string(v.folder_key),
+                   v.kind,
+                   v.source,
+                   v.unsettled,
+                   v.index_minor});
+  }));
   return out;
 }
 

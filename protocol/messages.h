@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,15 @@ struct ManifestEntry {
   WirePath path;
   std::string owner;
   std::string folder_key;
+  EntryKind kind = EntryKind::kFile;
+  StatTuple source;
+  bool unsettled = false;
+  uint32_t index_minor = 0;
+};
+
+// A ManifestEntry whose strings point into a received payload.
+struct ManifestEntryView {
+  std::string_view root, rel, owner, folder_key;
   EntryKind kind = EntryKind::kFile;
   StatTuple source;
   bool unsettled = false;
@@ -237,6 +247,9 @@ Result<FolderDelete> DecodeFolderDelete(std::string_view p);
 Result<FilePut> DecodeFilePut(std::string_view p);
 Result<ErrorMsg> DecodeError(std::string_view p);
 Result<std::vector<ManifestEntry>> DecodeManifestChunk(std::string_view p);
+// DecodeManifestChunk without copies: fn sees each entry as it is read (its views valid during
+// the call). On an error, fn has seen the entries before it.
+Status VisitManifestChunk(std::string_view p, const std::function<void(const ManifestEntryView&)>& fn);
 Result<std::vector<NeedItem>> DecodeNeed(std::string_view p);
 Result<uint32_t> DecodeU32(std::string_view p);
 Result<uint64_t> DecodeU64(std::string_view p);

@@ -10,8 +10,8 @@ uint64_t ReplicaView::Hash(std::string_view root, std::string_view rel) {
   return h ^ (std::hash<std::string_view>()(root) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
 }
 
-const char* ReplicaView::Store(const protocol::ManifestEntry& e) {
-  const size_t n = e.path.root.size() + e.path.rel.size() + e.owner.size();
+const char* ReplicaView::Store(const protocol::ManifestEntryView& e) {
+  const size_t n = e.root.size() + e.rel.size() + e.owner.size();
   char* p;
   if (n > kArenaChunk / 4) {
     big_.emplace_back(new char[n]);  // a rare long path: its own allocation
@@ -24,9 +24,9 @@ const char* ReplicaView::Store(const protocol::ManifestEntry& e) {
     p = arena_.back().get() + arena_used_;
     arena_used_ += n;
   }
-  std::memcpy(p, e.path.root.data(), e.path.root.size());
-  std::memcpy(p + e.path.root.size(), e.path.rel.data(), e.path.rel.size());
-  std::memcpy(p + e.path.root.size() + e.path.rel.size(), e.owner.data(), e.owner.size());
+  std::memcpy(p, e.root.data(), e.root.size());
+  std::memcpy(p + e.root.size(), e.rel.data(), e.rel.size());
+  std::memcpy(p + e.root.size() + e.rel.size(), e.owner.data(), e.owner.size());
   return p;
 }
 
@@ -54,18 +54,17 @@ void ReplicaView::Grow() {
   table_.swap(t);
 }
 
-void ReplicaView::Add(protocol::ManifestEntry e) {
+void ReplicaView::Add(const protocol::ManifestEntryView& e) {
   if (e.kind == protocol::EntryKind::kMeta && !e.folder_key.empty()) {
-    folder_owner_.emplace(std::move(e.folder_key), e.owner);
+    folder_owner_.emplace(std::string(e.folder_key), std::string(e.owner));
   }
-  const uint64_t h = Hash(e.path.root, e.path.rel);
+  const uint64_t h = Hash(e.root, e.rel);
   Entry entry{e.kind, e.unsettled, e.index_minor, e.source};
   auto fill = [&](Slot& s) {
-    s = Slot{h, Store(e), static_cast<uint32_t>(e.path.root.size()),
-             static_cast<uint32_t>(e.path.rel.size()), static_cast<uint32_t>(e.owner.size()),
-             entry};
+    s = Slot{h, Store(e), static_cast<uint32_t>(e.root.size()),
+             static_cast<uint32_t>(e.rel.size()), static_cast<uint32_t>(e.owner.size()), entry};
   };
-  if (int64_t at = FindSlot(h, e.path.root, e.path.rel); at >= 0) {
+  if (int64_t at = FindSlot(h, e.root, e.rel); at >= 0) {
     fill(SlotAt(static_cast<uint32_t>(at)));  // the old strings stay in the arena, unused
     return;
   }
@@ -73,6 +72,11 @@ void ReplicaView::Add(protocol::ManifestEntry e) {
   if (size_ % kBlockSlots == 0) blocks_.push_back(std::make_unique<Slot[]>(kBlockSlots));
   fill(SlotAt(size_));
   Place(table_, h, size_++);
+}
+
+void ReplicaView::Add(const protocol::ManifestEntry& e) {
+  Add(protocol::ManifestEntryView{e.path.root, e.path.rel, e.owner, e.folder_key, e.kind,
+                                  e.source, e.unsettled, e.index_minor});
 }
 
 const ReplicaView::Entry* ReplicaView::Find(std::string_view root, std::string_view rel) const {

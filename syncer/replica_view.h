@@ -32,7 +32,8 @@ class ReplicaView {
   ReplicaView& operator=(ReplicaView&&) = default;
 
   // A later entry for the same path replaces the earlier one.
-  void Add(protocol::ManifestEntry e);
+  void Add(const protocol::ManifestEntryView& e);
+  void Add(const protocol::ManifestEntry& e);
 
   // nullptr when the replica holds nothing at that path.
   const Entry* Find(const protocol::WirePath& p) const { return Find(p.root, p.rel); }
@@ -67,7 +68,7 @@ class ReplicaView {
   static uint64_t Hash(std::string_view root, std::string_view rel);
   const Slot& SlotAt(uint32_t i) const { return blocks_[i / kBlockSlots][i % kBlockSlots]; }
   Slot& SlotAt(uint32_t i) { return blocks_[i / kBlockSlots][i % kBlockSlots]; }
-  const char* Store(const protocol::ManifestEntry& e);
+  const char* Store(const protocol::ManifestEntryView& e);
   int64_t FindSlot(uint64_t hash, std::string_view root, std::string_view rel) const;
   // Linear probing: puts slot number `slot` at the first free place from hash.
   static void Place(std::vector<uint32_t>& table, uint64_t hash, uint32_t slot);

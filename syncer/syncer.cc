@@ -62,8 +62,8 @@ Result<ReplicaView> FetchManifest(protocol::Transport& t) {
     if (f.type == protocol::kManifestEnd) return view;
     if (f.type == protocol::kError) return protocol::StatusFromError(f.payload);
     if (f.type != protocol::kManifestChunk) return CorruptionError("unexpected manifest frame");
-    ASSIGN_OR_RETURN(auto entries, protocol::DecodeManifestChunk(f.payload));
-    for (auto& e : entries) view.Add(std::move(e));
+    RETURN_IF_ERROR(protocol::VisitManifestChunk(
+        f.payload, [&view](const protocol::ManifestEntryView& e) { view.Add(e); }));
   }
 }
 
