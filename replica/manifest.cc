@@ -253,6 +253,14 @@ Status Manifest::RemoveFolder(const std::string& folder_key) {
   return Exec("COMMIT");
 }
 
+Status Manifest::RemoveFolderEntries(const std::string& folder_key) {
+  std::lock_guard g(mu_);
+  Stmt s(db_, stmts_, "DELETE FROM entries WHERE folder_key=?1");
+  s.Text(1, folder_key);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "remove folder entries");
+  return Status::Ok();
+}
+
 Status Manifest::SetMeta(const std::string& key, const std::string& value) {
   std::lock_guard g(mu_);
   Stmt s(db_, stmts_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");

@@ -57,6 +57,8 @@ class Manifest {
   Result<std::optional<StoredEntry>> Get(const protocol::WirePath& path);
   Result<std::optional<FolderRow>> GetFolder(const std::string& folder_key);
   Result<std::vector<StoredEntry>> FolderEntries(const std::string& folder_key);
+  // Forgets the folder's installed files (the folder row stays): its next exchange copies them.
+  Status RemoveFolderEntries(const std::string& folder_key);
   // The folder recorded with this data directory, if any.
   Result<std::optional<FolderRow>> FolderAtDir(const protocol::WirePath& data_dir);
   // Up to `limit` entries (owner filter "" = all) whose path comes after `after` (nullptr: from

@@ -3,6 +3,7 @@
 #include <future>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "cyrus/paths.h"
 #include "protocol/rsync_codec.h"
@@ -119,13 +120,15 @@ Status ServeSession(Transport& t, Store& store) {
   }
 }
 
-// Sends every manifest entry whose installed copy is still on disk unchanged; drops the others,
-// so a wiped, replaced or restored replica is re-synced instead of trusted. Read a page at a
+// Sends every manifest entry whose installed copy is still on disk unchanged; drops the others
+// (and every entry of a folder one of them belongs to), so a wiped, replaced or restored replica
+// is re-synced instead of trusted. Read a page at a
 // time (memory stays one page at any manifest size, and the manifest is not held while a page
 // is sent); the lstats of a page run on several threads (a cold cache makes each a disk read).
 Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(std::string owner, protocol::DecodeString(f.payload));
   std::vector<protocol::WirePath> stale;
+  std::set<std::string> stale_folders;
   uint64_t sent = 0;
   s.manifest().WillNeed();
   // The next page is read while this one is checked and sent: cold, reading the manifest and
@@ -147,18 +150,26 @@ Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
     for (size_t i = 0; i < page.size(); ++i) {
       if (installed[i]) {
         out.push_back(std::move(page[i].entry));
-      } else {
-        stale.push_back(std::move(page[i].entry.path));
+        continue;
       }
+      if (page[i].entry.kind == protocol::EntryKind::kMeta && !page[i].entry.folder_key.empty()) {
+        stale_folders.insert(page[i].entry.folder_key);
+      }
+      stale.push_back(std::move(page[i].entry.path));
     }
     if (out.empty()) continue;
     RETURN_IF_ERROR(t.Send(protocol::kManifestChunk, protocol::EncodeManifestChunk(out)));
     sent += out.size();
   }
   if (!stale.empty()) {
-    s.log().warn("manifest entries no longer match the disk dropped={}", stale.size());
+    s.log().warn("manifest entries no longer match the disk dropped={} folders={}", stale.size(),
+                 stale_folders.size());
     RETURN_IF_ERROR(s.manifest().Remove(stale));
   }
+  // A folder with one file changed behind the replica's back is copied whole again: the syncer
+  // compares only cyrus.index and cyrus.header, so a damaged cyrus.cache alone would otherwise
+  // never be noticed. Entries already sent this pass go next pass.
+  for (const auto& key : stale_folders) RETURN_IF_ERROR(s.manifest().RemoveFolderEntries(key));
   return t.Send(protocol::kManifestEnd, protocol::EncodeU64(sent));
 }
 

@@ -2,6 +2,8 @@
 // temp dir, with hand-built cyrus.index v17 images whose GUIDs are the SHA-1 of the bodies.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "replica/session_test_util.h"
 
 namespace cyrsync::replica {
@@ -139,6 +141,30 @@ TEST_F(ReplicaFullDiskTest, AFullDiskLeavesTheInstalledFolderAsItWas) {
   EXPECT_EQ(NeedUids(need), (std::vector<uint32_t>{3}));
   EXPECT_EQ(ReadFile(Spool(kDir + "/3.")), recs[2].body);
   EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.index")), update.bodies[1]);
+}
+
+// One file of a folder changed behind the replica's back: its entry is dropped at once, the
+// folder's other entries by the next manifest, so the syncer copies the whole folder again.
+TEST_F(ReplicaFolderTest, ManifestDropsTheWholeFolderWhenOneOfItsFilesChanged) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  {
+    std::ofstream f(Spool(kDir + "/cyrus.header"), std::ios::app | std::ios::binary);
+    f << "damage";
+  }
+  auto first = GetManifest(p);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(FindEntry(*first, first_.fb.files[0].path), nullptr);
+  auto second = GetManifest(p);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE(second->empty()) << second->size() << " entries left";
+  auto entries = store_->manifest().FolderEntries(kKey);
+  ASSERT_TRUE(entries.ok());
+  EXPECT_TRUE(entries->empty());
+  // The folder is still known by its directory (a later exchange replaces it in place).
+  auto row = store_->manifest().GetFolder(kKey);
+  ASSERT_TRUE(row.ok());
+  EXPECT_TRUE(row->has_value());
 }
 
 TEST_F(ReplicaFolderTest, ManifestListsFolderMetadata) {
