@@ -77,12 +77,12 @@ void AddUserFiles(Store& s, const std::string& user, const cyrus::MailboxEntry* 
 
 Status HandleUserState(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(std::string user, protocol::DecodeString(f.payload));
-  ASSIGN_OR_RETURN(auto mailboxes, s.Mailboxes());
+  ASSIGN_OR_RETURN(auto folders, s.FoldersOf(user));
   protocol::UserState out;
   out.synced_at = SyncedAt(s, user);
   const cyrus::MailboxEntry* inbox = nullptr;
-  for (const auto& mb : *mailboxes) {
-    if (!mb.IsReal() || mb.Owner() != user) continue;
+  for (size_t i : folders.at) {
+    const cyrus::MailboxEntry& mb = (*folders.list)[i];
     if (!inbox || mb.intname.size() < inbox->intname.size()) inbox = &mb;
     cyrus::Folder folder = cyrus::DescribeFolder(s.conf(), mb);
     auto idx = StatRooted(s, folder.index);

@@ -457,20 +457,35 @@ Result<std::shared_ptr<const std::vector<cyrus::MailboxEntry>>> Store::Mailboxes
   return mailboxes_;
 }
 
+void Store::IndexLocked(const std::shared_ptr<const std::vector<cyrus::MailboxEntry>>& list) {
+  if (indexed_ == list) return;
+  by_key_.clear();
+  by_owner_.clear();
+  for (size_t i = 0; i < list->size(); ++i) {
+    const auto& mb = (*list)[i];
+    if (!mb.IsReal()) continue;
+    by_key_.emplace(mb.uniqueid.empty() ? mb.intname : mb.uniqueid, i);
+    if (std::string owner = mb.Owner(); !owner.empty()) by_owner_[owner].push_back(i);
+  }
+  indexed_ = list;
+}
+
 Result<cyrus::Folder> Store::FolderByKey(const std::string& key) {
   ASSIGN_OR_RETURN(auto list, Mailboxes());
   std::lock_guard g(mailboxes_mu_);
-  if (by_key_of_ != list) {
-    by_key_.clear();
-    for (size_t i = 0; i < list->size(); ++i) {
-      const auto& mb = (*list)[i];
-      if (mb.IsReal()) by_key_.emplace(mb.uniqueid.empty() ? mb.intname : mb.uniqueid, i);
-    }
-    by_key_of_ = list;
-  }
+  IndexLocked(list);
   auto it = by_key_.find(key);
   if (it == by_key_.end()) return NotFoundError("no folder " + key);
   return cyrus::DescribeFolder(conf_, (*list)[it->second]);
+}
+
+Result<Store::UserFolders> Store::FoldersOf(const std::string& user) {
+  ASSIGN_OR_RETURN(auto list, Mailboxes());
+  std::lock_guard g(mailboxes_mu_);
+  IndexLocked(list);
+  UserFolders out{list, {}};
+  if (auto it = by_owner_.find(user); it != by_owner_.end()) out.at = it->second;
+  return out;
 }
 
 namespace {

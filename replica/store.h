@@ -74,6 +74,14 @@ class Store {
   // The real folder whose key (uniqueid, or the name when it has none) is key; kNotFound when
   // mailboxes.db lists none. A hash lookup: the read service asks once per message.
   Result<cyrus::Folder> FolderByKey(const std::string& key);
+  // The list and the positions in it of the real folders user owns, in list order. A hash
+  // lookup: a snapshot of every user asks once per user, and scanning the whole list each time
+  // cost users x folders.
+  struct UserFolders {
+    std::shared_ptr<const std::vector<cyrus::MailboxEntry>> list;
+    std::vector<size_t> at;
+  };
+  Result<UserFolders> FoldersOf(const std::string& user);
   // Held while a restore checks its target name and registers the folder, so two restores
   // into the same new name cannot both succeed.
   std::mutex& restore_mutex() { return restore_mu_; }
@@ -170,8 +178,11 @@ class Store {
   std::deque<CommitRequest*> commit_queue_;  // front: the leader committing now
   std::shared_ptr<const std::vector<cyrus::MailboxEntry>> mailboxes_;
   protocol::StatTuple mailboxes_stat_;
-  std::shared_ptr<const std::vector<cyrus::MailboxEntry>> by_key_of_;  // list by_key_ indexes
+  // Builds by_key_ and by_owner_ for list unless they index it already. mailboxes_mu_ held.
+  void IndexLocked(const std::shared_ptr<const std::vector<cyrus::MailboxEntry>>& list);
+  std::shared_ptr<const std::vector<cyrus::MailboxEntry>> indexed_;  // list the maps index
   std::unordered_map<std::string, size_t> by_key_;
+  std::unordered_map<std::string, std::vector<size_t>> by_owner_;
 };
 
 // Serialises a journal (doc/formats/manifest.md): a "cyrsync-journal 2" line, one

@@ -282,6 +282,34 @@ TEST_F(RealSpoolTest, FolderVanishedFromTheSourceIsCountedNotDeleted) {
   EXPECT_TRUE(fs::exists(replica_dir + "/cyrus.index"));
 }
 
+// mailboxes.db is copied after every other server file (annotations.db, quota, seen, subs,
+// sieve): a pass killed in between never leaves a replica whose mailboxes.db lists a folder
+// whose annotations or user files are not there yet.
+TEST_F(RealSpoolTest, MailboxesDbIsTheLastServerFileCopied) {
+  CountingEnv env(Env::Default());
+  syncer::Syncer s(&env, master_, QuietOptions(), replica_->Connector(), NullLogger());
+  auto pass = s.RunPass();
+  ASSERT_TRUE(pass.ok()) << pass.error().ToString();
+  ASSERT_GT(pass->server_files_copied, 2u);
+  const auto ops = env.ops();
+  size_t last_db = ops.size();
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].kind == "open" && ops[i].path == master_.mboxlist_db_path) last_db = i;
+  }
+  ASSERT_LT(last_db, ops.size());
+  size_t others = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const auto& op = ops[i];
+    if (op.kind != "open" || op.path == master_.mboxlist_db_path) continue;
+    const bool server_file = op.path.rfind(master_.configdirectory + "/", 0) == 0 ||
+                             op.path.rfind(master_.sievedir + "/", 0) == 0;
+    if (!server_file) continue;
+    ++others;
+    EXPECT_LT(i, last_db) << op.path << " copied after mailboxes.db";
+  }
+  EXPECT_GE(others, 2u);  // annotations.db and the users' files at least
+}
+
 TEST_F(RealSpoolTest, UserAndMailboxScopesCopyOnlyTheirFolders) {
   syncer::Syncer all(Env::Default(), master_, QuietOptions(), replica_->Connector(), NullLogger());
   ASSERT_TRUE(all.RunPass().ok());
