@@ -486,14 +486,18 @@ Status LoadIncoming(Store& s, Incoming& in) {
   } else {
     ASSIGN_OR_RETURN(in.archive_abs, s.Resolve(in.fb.archive_dir, Store::Target::kDir));
   }
-  ASSIGN_OR_RETURN(in.old_row, s.manifest().GetFolder(in.fb.folder_key));
-  ASSIGN_OR_RETURN(in.old_entries, s.manifest().FolderEntries(in.fb.folder_key));
   // Another folder recorded at this directory is gone (deleted and re-created under the same
   // name in the by-name layout): remove it first so none of its files pass for the new one's.
   // Its files are not trusted as ours (readdir names them all, the new index asks for every
   // message); at commit its records are dropped and its files no longer named are removed.
   ASSIGN_OR_RETURN(auto occupant, s.manifest().FolderAtDir(in.fb.data_dir));
-  if (occupant && occupant->folder_key != in.fb.folder_key) in.occupant = occupant->folder_key;
+  if (occupant && occupant->folder_key == in.fb.folder_key) {
+    in.old_row = std::move(occupant);  // the usual case: the folder is where it was
+  } else {
+    if (occupant) in.occupant = occupant->folder_key;
+    ASSIGN_OR_RETURN(in.old_row, s.manifest().GetFolder(in.fb.folder_key));
+  }
+  ASSIGN_OR_RETURN(in.old_entries, s.manifest().FolderEntries(in.fb.folder_key));
   in.moved = in.old_row && !(in.old_row->data_dir == in.fb.data_dir &&
                              in.old_row->archive_dir == in.fb.archive_dir);
   return Status::Ok();
