@@ -393,13 +393,17 @@ std::string_view RelDir(std::string_view rel) {
 // and the folders beside it (a hash directory of the UUID layout) share one walk of its path.
 std::string_view StatBase(std::string_view rel) { return RelDir(RelDir(rel)); }
 
+// Entries per run at most (about 16 folders): a by-name spool without hashing keeps every
+// INBOX under one directory, and the runs of a page must still spread over the threads.
+constexpr size_t kMaxRun = 48;
+
 // [begin, end) ranges of consecutive entries with one stat base.
 std::vector<std::pair<size_t, size_t>> BaseRuns(std::span<const StoredEntry> entries) {
   std::vector<std::pair<size_t, size_t>> runs;
   for (size_t i = 0; i < entries.size();) {
     const auto& p = entries[i].entry.path;
     size_t j = i + 1;
-    while (j < entries.size() && entries[j].entry.path.root == p.root &&
+    while (j < entries.size() && j - i < kMaxRun && entries[j].entry.path.root == p.root &&
            StatBase(entries[j].entry.path.rel) == StatBase(p.rel)) {
       ++j;
     }

@@ -65,6 +65,11 @@ std::string_view ParentOf(std::string_view rel) {
 
 cyrus::RootedPath FromWire(const protocol::WirePath& p) { return {p.root, p.rel}; }
 
+// Folders per group at most: a by-name spool without hashing keeps every INBOX in one
+// directory, and one group per thread must still leave work for the others (a cold cache
+// makes each stat a disk read).
+constexpr size_t kMaxGroup = 16;
+
 // The folders (indexes into `folders`) whose metadata sits in <root>/<parent>/<dir>/.
 struct ParentGroup {
   std::string_view root, parent;
@@ -88,7 +93,8 @@ std::vector<ParentGroup> GroupByParent(std::span<SourceStats* const> folders,
   std::sort(keyed.begin(), keyed.end());
   std::vector<ParentGroup> groups;
   for (const auto& [root, parent, i] : keyed) {
-    if (groups.empty() || groups.back().root != root || groups.back().parent != parent) {
+    if (groups.empty() || groups.back().root != root || groups.back().parent != parent ||
+        groups.back().members.size() == kMaxGroup) {
       groups.push_back({root, parent, {}});
     }
     groups.back().members.push_back(i);

@@ -82,5 +82,26 @@ TEST_F(StatFoldersTest, MatchesStatFolderAndWalksEachParentOnce) {
                                                dir_.Sub("spool/top")}));
 }
 
+// Many folders in one directory (the INBOXes of a by-name spool without hashing) are split into
+// several walks, so that they still spread over the threads.
+TEST_F(StatFoldersTest, AFullDirectoryIsSplitIntoSeveralWalks) {
+  std::vector<SourceStats> folders;
+  for (int i = 0; i < 40; ++i) {
+    const std::string dir = "user/u" + std::to_string(i);
+    if (i % 3 == 0) MakeFolder(dir);
+    folders.push_back(Folder(dir));
+  }
+  std::vector<SourceStats*> ptrs;
+  for (auto& f : folders) ptrs.push_back(&f);
+  testing::CountingEnv counting(env_);
+  StatFolders(&counting, conf_, ptrs, 4);
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(folders[i].index.has_value(), i % 3 == 0) << i;
+    EXPECT_EQ(folders[i].header.has_value(), i % 3 == 0) << i;
+  }
+  EXPECT_EQ(counting.Count("walk"), 3u);  // 16 + 16 + 8
+  EXPECT_EQ(counting.Count("stat"), 80u);
+}
+
 }  // namespace
 }  // namespace cyrsync::syncer
