@@ -21,24 +21,62 @@ struct Session {
   const Slot* slot = nullptr;
 };
 
-Result<Session> Open(const SnapshotConfig& conf, const Slot& slot, const std::string& user) {
+Result<std::unique_ptr<protocol::Transport>> Connect(const SnapshotConfig& conf,
+                                                     const Slot& slot) {
   ASSIGN_OR_RETURN(auto ch, protocol::Connect(slot.host, slot.port, conf.tls,
                                               std::chrono::seconds(30)));
-  Session s;
-  s.t = std::make_unique<protocol::ChannelTransport>(std::move(ch));
-  s.slot = &slot;
+  auto t = std::make_unique<protocol::ChannelTransport>(std::move(ch));
   protocol::Hello hello;
   hello.mode = "read";
-  RETURN_IF_ERROR(s.t->Send(protocol::kHello, protocol::Encode(hello)));
-  RETURN_IF_ERROR(protocol::ReceiveExpect(*s.t, protocol::kHelloOk).status());
-  ASSIGN_OR_RETURN(s.state, FetchUserState(*s.t, user));
-  return s;
+  RETURN_IF_ERROR(t->Send(protocol::kHello, protocol::Encode(hello)));
+  RETURN_IF_ERROR(protocol::ReceiveExpect(*t, protocol::kHelloOk).status());
+  return std::unique_ptr<protocol::Transport>(std::move(t));
 }
+
+// One worker's idle read sessions, one per slot: the users a worker takes share a connection
+// instead of a TLS handshake each (the handshakes were three quarters of the daemon's CPU in an
+// unchanged snapshot of 1,000 users). Thread-compatible.
+class SessionPool {
+ public:
+  explicit SessionPool(const SnapshotConfig& conf) : conf_(conf) {}
+
+  // A session on slot that has fetched user's state. A kept session that fails (the daemon
+  // closed it while idle, say) is replaced by a fresh one, once.
+  Result<Session> Open(const Slot& slot, const std::string& user) {
+    Session s;
+    s.slot = &slot;
+    if (auto it = idle_.find(&slot); it != idle_.end()) {
+      s.t = std::move(it->second);
+      idle_.erase(it);
+      auto state = FetchUserState(*s.t, user);
+      if (state.ok()) {
+        s.state = std::move(*state);
+        return s;
+      }
+      s.t->Close();
+    }
+    ASSIGN_OR_RETURN(s.t, Connect(conf_, slot));
+    ASSIGN_OR_RETURN(s.state, FetchUserState(*s.t, user));
+    return s;
+  }
+  // Keeps a session whose last exchange ended cleanly, for the next user on its slot.
+  void Keep(Session s) {
+    if (auto& slot = idle_[s.slot]) slot->Close();
+    idle_[s.slot] = std::move(s.t);
+  }
+  ~SessionPool() {
+    for (auto& [slot, t] : idle_) t->Close();
+  }
+
+ private:
+  const SnapshotConfig& conf_;
+  std::map<const Slot*, std::unique_ptr<protocol::Transport>> idle_;
+};
 
 // The replica unless told otherwise; the master when the replica is unreachable or lags and
 // the configuration allows the fallback.
-Result<Session> ChooseSlot(Env* env, const SnapshotConfig& conf, const std::string& user,
-                           const std::string& from, std::string* note) {
+Result<Session> ChooseSlot(Env* env, const SnapshotConfig& conf, SessionPool& pool,
+                           const std::string& user, const std::string& from, std::string* note) {
   const StoreSlots* store = conf.StoreOf(user);
   if (!store) return InvalidArgumentError("no store configured for user " + user);
   std::string want = from.empty() ? conf.default_from : from;
@@ -46,25 +84,26 @@ Result<Session> ChooseSlot(Env* env, const SnapshotConfig& conf, const std::stri
   const Slot* replica = store->Find("replica");
   if (want == "master" || !replica) {
     if (!master) return InvalidArgumentError("no master slot for user " + user);
-    return Open(conf, *master, user);
+    return pool.Open(*master, user);
   }
-  auto s = Open(conf, *replica, user);
+  auto s = pool.Open(*replica, user);
   int64_t now = env->NowNanos() / 1'000'000'000;
   if (s.ok() && now - s->state.synced_at <= conf.max_replica_lag_seconds) return s;
   *note = s.ok() ? "replica lags (last synced " +
                        (s->state.synced_at ? std::to_string(now - s->state.synced_at) + " s ago"
                                            : std::string("never")) + ")"
                  : "replica unavailable: " + s.error().ToString();
+  if (s.ok()) pool.Keep(std::move(*s));  // the replica may be current for the next user
   if (conf.on_replica_unavailable != "master" || !master) {
     return UnavailableError(*note + "; fallback to the master is not configured");
   }
-  return Open(conf, *master, user);
+  return pool.Open(*master, user);
 }
 
-UserOutcome SnapshotOne(Env* env, const SnapshotConfig& conf, const std::string& user,
-                        const std::string& from) {
+UserOutcome SnapshotOne(Env* env, const SnapshotConfig& conf, SessionPool& pool,
+                        const std::string& user, const std::string& from) {
   UserOutcome out{user, "", "", Status::Ok(), {}};
-  auto session = ChooseSlot(env, conf, user, from, &out.note);
+  auto session = ChooseSlot(env, conf, pool, user, from, &out.note);
   if (!session.ok()) {
     out.status = session.error();
     return out;
@@ -72,11 +111,12 @@ UserOutcome SnapshotOne(Env* env, const SnapshotConfig& conf, const std::string&
   out.source = session->slot->Label();
   auto stats = SnapshotUserWithState(env, *session->t, user, session->state, out.source,
                                      PathsFor(conf.archive_dir, user), conf.writer);
-  session->t->Close();
   if (stats.ok()) {
     out.stats = *stats;
+    pool.Keep(std::move(*session));
   } else {
     out.status = stats.error();
+    session->t->Close();  // replies may still be in flight: the stream is not reused
   }
   return out;
 }
@@ -156,7 +196,8 @@ Result<std::vector<std::string>> VerifyAgainstSlot(Env* env, const SnapshotConfi
                                                    const std::string& user,
                                                    const std::string& from) {
   std::string note;
-  ASSIGN_OR_RETURN(Session s, ChooseSlot(env, conf, user, from, &note));
+  SessionPool pool(conf);
+  ASSIGN_OR_RETURN(Session s, ChooseSlot(env, conf, pool, user, from, &note));
   auto paths = PathsFor(conf.archive_dir, user);
   ASSIGN_OR_RETURN(auto idx, OpenIndexForArchive(env, paths.archive, paths.index));
   std::vector<std::string> problems;
@@ -194,11 +235,12 @@ std::vector<UserOutcome> SnapshotUsers(Env* env, const SnapshotConfig& conf,
                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   DriveQueues queues(conf, users, from, workers);
   auto work = [&] {
+    SessionPool pool(conf);
     while (true) {
       auto [batch, drive] = queues.Take(static_cast<size_t>(std::max(1, conf.batch)));
       if (batch.empty()) return;
       for (size_t i : batch) {
-        outcomes[i] = SnapshotOne(env, conf, users[i], from);
+        outcomes[i] = SnapshotOne(env, conf, pool, users[i], from);
         const auto& o = outcomes[i];
         log.info("snapshot user={} source=\"{}\" fallback=\"{}\" status={} run={} unchanged={} "
                  "folders={} fetched={} messages={} bytes={}",

@@ -89,6 +89,10 @@ class Daemon:
     def pid(self):
         return self.proc.pid if self.proc else None
 
+    def accepted(self) -> int:
+        """Connections this daemon process accepted so far (per its log since the last start())."""
+        return len(_ACCEPTED.findall(self.log_text()[getattr(self, "log_start", 0):]))
+
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """True once every connection this daemon process accepted has been closed again (per its
         log since the last start()): no session is still writing into the tree."""

@@ -225,9 +225,13 @@ def scenario(base):
         conf = write_config(base, pki, rdaemon.port, mdaemon.port)
         archives = os.path.join(base, "archives")
 
+        before = rdaemon.accepted()
         rc, out = cyrsync("snapshot", "-c", conf, "-A")
         check("snapshot of every user succeeds from the replica slot",
               rc == 0 and out.count('source="replica') == 4, out[-2000:])
+        # A worker's users share its connection: no TLS handshake per user.
+        check("the users of a worker share one connection to the slot",
+              rdaemon.accepted() - before <= 2, f"{rdaemon.accepted() - before} connections")
         alice = os.path.join(archives, "alice.tar.gz")
         t = subprocess.run(["tar", "tzf", alice], capture_output=True, text=True)
         x = os.path.join(base, "x")
