@@ -11,67 +11,12 @@
 #include "cyrus/index.h"
 #include "protocol/messages.h"
 #include "snapshot/guid_map.h"
+#include "snapshot/session_pool.h"
 
 namespace cyrsync::snapshot {
 namespace {
 
-struct Session {
-  std::unique_ptr<protocol::Transport> t;
-  protocol::UserState state;
-  const Slot* slot = nullptr;
-};
-
-Result<std::unique_ptr<protocol::Transport>> Connect(const SnapshotConfig& conf,
-                                                     const Slot& slot) {
-  ASSIGN_OR_RETURN(auto ch, protocol::Connect(slot.host, slot.port, conf.tls,
-                                              std::chrono::seconds(30)));
-  auto t = std::make_unique<protocol::ChannelTransport>(std::move(ch));
-  protocol::Hello hello;
-  hello.mode = "read";
-  RETURN_IF_ERROR(t->Send(protocol::kHello, protocol::Encode(hello)));
-  RETURN_IF_ERROR(protocol::ReceiveExpect(*t, protocol::kHelloOk).status());
-  return std::unique_ptr<protocol::Transport>(std::move(t));
-}
-
-// One worker's idle read sessions, one per slot: the users a worker takes share a connection
-// instead of a TLS handshake each (the handshakes were three quarters of the daemon's CPU in an
-// unchanged snapshot of 1,000 users). Thread-compatible.
-class SessionPool {
- public:
-  explicit SessionPool(const SnapshotConfig& conf) : conf_(conf) {}
-
-  // A session on slot that has fetched user's state. A kept session that fails (the daemon
-  // closed it while idle, say) is replaced by a fresh one, once.
-  Result<Session> Open(const Slot& slot, const std::string& user) {
-    Session s;
-    s.slot = &slot;
-    if (auto it = idle_.find(&slot); it != idle_.end()) {
-      s.t = std::move(it->second);
-      idle_.erase(it);
-      auto state = FetchUserState(*s.t, user);
-      if (state.ok()) {
-        s.state = std::move(*state);
-        return s;
-      }
-      s.t->Close();
-    }
-    ASSIGN_OR_RETURN(s.t, Connect(conf_, slot));
-    ASSIGN_OR_RETURN(s.state, FetchUserState(*s.t, user));
-    return s;
-  }
-  // Keeps a session whose last exchange ended cleanly, for the next user on its slot.
-  void Keep(Session s) {
-    if (auto& slot = idle_[s.slot]) slot->Close();
-    idle_[s.slot] = std::move(s.t);
-  }
-  ~SessionPool() {
-    for (auto& [slot, t] : idle_) t->Close();
-  }
-
- private:
-  const SnapshotConfig& conf_;
-  std::map<const Slot*, std::unique_ptr<protocol::Transport>> idle_;
-};
+using Session = ReadSession;
 
 // The replica unless told otherwise; the master when the replica is unreachable or lags and
 // the configuration allows the fallback.
@@ -196,7 +141,7 @@ Result<std::vector<std::string>> VerifyAgainstSlot(Env* env, const SnapshotConfi
                                                    const std::string& user,
                                                    const std::string& from) {
   std::string note;
-  SessionPool pool(conf);
+  SessionPool pool([&conf](const Slot& slot) { return ConnectRead(conf, slot); });
   ASSIGN_OR_RETURN(Session s, ChooseSlot(env, conf, pool, user, from, &note));
   auto paths = PathsFor(conf.archive_dir, user);
   ASSIGN_OR_RETURN(auto idx, OpenIndexForArchive(env, paths.archive, paths.index));
@@ -235,7 +180,7 @@ std::vector<UserOutcome> SnapshotUsers(Env* env, const SnapshotConfig& conf,
                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   DriveQueues queues(conf, users, from, workers);
   auto work = [&] {
-    SessionPool pool(conf);
+    SessionPool pool([&conf](const Slot& slot) { return ConnectRead(conf, slot); });
     while (true) {
       auto [batch, drive] = queues.Take(static_cast<size_t>(std::max(1, conf.batch)));
       if (batch.empty()) return;
