@@ -79,7 +79,7 @@ Result<std::string> Handshake(protocol::Transport& t) {
 Syncer::Syncer(Env* env, const cyrus::ImapdConf& conf, Options opts, Connector connect,
                std::shared_ptr<spdlog::logger> log)
     : env_(env), conf_(conf), opts_(std::move(opts)), connect_(std::move(connect)),
-      log_(std::move(log)) {}
+      log_(std::move(log)), mailboxes_(opts_.racy_window_ns) {}
 
 namespace {
 
@@ -271,10 +271,10 @@ Result<PassStats> Syncer::RunPass() {
   // The replica checks and sends its manifest while this side reads mailboxes.db and stats the
   // folders: the two halves of an unchanged pass overlap.
   auto manifest = std::async(std::launch::async, [&] { return FetchManifest(*primary); });
-  auto mailboxes = cyrus::LoadMailboxList(env_, conf_);
+  auto mailboxes = mailboxes_.Get(env_, conf_);
   std::vector<Scanned> scanned;
   phase("mailboxes");
-  if (mailboxes.ok()) scanned = ScanSource(env_, conf_, opts_, *mailboxes);
+  if (mailboxes.ok()) scanned = ScanSource(env_, conf_, opts_, **mailboxes);
   phase("scanned");
   Result<ReplicaView> fetched = manifest.get();
   phase("manifest");
@@ -308,7 +308,7 @@ Result<PassStats> Syncer::RunPass() {
   }
 
   std::set<std::string> users = plan.users;
-  auto files = ListServerFiles(ctx, *mailboxes, users, opts_.all, opts_.stat_threads);
+  auto files = ListServerFiles(ctx, **mailboxes, users, opts_.all, opts_.stat_threads);
   ASSIGN_OR_RETURN(auto sf, SyncServerFiles(*primary, ctx, files, view, users, opts_.all));
   phase("server_files");
   stats.server_files_copied = sf.copied;
