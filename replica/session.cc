@@ -122,9 +122,9 @@ Status ServeSession(Transport& t, Store& store) {
 
 // Sends every manifest entry whose installed copy is still on disk unchanged; drops the others
 // (and every entry of a folder one of them belongs to), so a wiped, replaced or restored replica
-// is re-synced instead of trusted. Read a page at a
-// time (memory stays one page at any manifest size, and the manifest is not held while a page
-// is sent); the lstats of a page run on several threads (a cold cache makes each a disk read).
+// is re-synced instead of trusted. Read a page at a time (memory stays one page at any manifest
+// size, and the manifest is not held while a page is sent); the lstats of a page run on several
+// threads (a cold cache makes each a disk read).
 Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(std::string owner, protocol::DecodeString(f.payload));
   std::vector<protocol::WirePath> stale;
