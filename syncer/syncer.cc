@@ -123,11 +123,16 @@ std::vector<Scanned> ScanSource(Env* env, const cyrus::ImapdConf& conf, const Op
 Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
               const std::vector<Scanned>& scanned, const ReplicaView& view) {
   Plan plan;
-  std::unordered_set<std::string> keys;
+  std::unordered_set<std::string_view> keys;  // views of scanned's keys
+  keys.reserve(scanned.size());
   std::vector<std::pair<bool, bool>> kinds;  // per kept folder: check_only, full
+  const std::string* last_owner = nullptr;   // a user's folders come one after another
   for (const auto& s : scanned) {
     keys.insert(s.key);
-    if (!s.owner.empty()) plan.users.insert(s.owner);
+    if (!s.owner.empty() && (last_owner == nullptr || *last_owner != s.owner)) {
+      plan.users.insert(s.owner);
+      last_owner = &s.owner;
+    }
     ++plan.guard.source_folders;
     auto expunge = [&] { return DescribeFolder(conf, *s.mb).expunge; };
     switch (CompareFolder(env, conf, s.st, expunge, view)) {
