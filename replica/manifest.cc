@@ -4,6 +4,8 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <chrono>
+
 namespace cyrsync::replica {
 namespace {
 
@@ -99,7 +101,8 @@ Manifest::~Manifest() {
   sqlite3_close(db_);
 }
 
-Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path) {
+Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path,
+                                                  spdlog::logger* log) {
   sqlite3* db = nullptr;
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
     Status s = IOError("open manifest " + path + ": " + sqlite3_errmsg(db));
@@ -114,13 +117,13 @@ Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path) {
   // per transaction and no shared-memory index.
   RETURN_IF_ERROR(m->Exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
                           "PRAGMA synchronous=NORMAL;"));
-  RETURN_IF_ERROR(m->CreateOrUpgrade());
+  RETURN_IF_ERROR(m->CreateOrUpgrade(log));
   return m;
 }
 
 // A new database gets version 2; a version 1 one has its entries moved into the version 2 table
 // in one transaction (a crash leaves version 1 whole). A newer version is refused.
-Status Manifest::CreateOrUpgrade() {
+Status Manifest::CreateOrUpgrade(spdlog::logger* log) {
   RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"));
   ASSIGN_OR_RETURN(auto stored, GetMeta("schema_version"));
   const std::string version = stored.value_or("");  // empty: a new database
@@ -128,13 +131,18 @@ Status Manifest::CreateOrUpgrade() {
     return FailedPreconditionError("manifest " + path_ + " has schema version " + version +
                                    ", newer than this cyrsync (" + kSchemaVersion + ")");
   }
+  const bool upgrade = version == "1";
+  const auto t0 = std::chrono::steady_clock::now();
+  if (upgrade && log) {
+    log->info("manifest upgrade starting path={} from=1 to={}", path_, kSchemaVersion);
+  }
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   Status st;
-  if (version == "1") {
+  if (upgrade) {
     st = Exec("ALTER TABLE entries RENAME TO entries_v1; DROP INDEX IF EXISTS entries_folder;");
   }
   if (st.ok()) st = Exec(kEntriesTable);
-  if (st.ok() && version == "1") {
+  if (st.ok() && upgrade) {
     st = Exec("INSERT INTO entries SELECT * FROM entries_v1; DROP TABLE entries_v1;");
   }
   if (st.ok()) st = Exec(kOtherTables);
@@ -147,9 +155,15 @@ Status Manifest::CreateOrUpgrade() {
     return st;
   }
   RETURN_IF_ERROR(Exec("COMMIT"));
+  if (!upgrade) return Status::Ok();
   // The version 1 table's pages are free now; rewriting the file puts the entries' pages in
   // order, which is what the per-pass walk reads.
-  return version == "1" ? Exec("VACUUM") : Status::Ok();
+  RETURN_IF_ERROR(Exec("VACUUM"));
+  if (log) {
+    log->info("manifest upgrade done path={} seconds={:.1f}", path_,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return Status::Ok();
 }
 
 void Manifest::WillNeed() const {

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "common/status.h"
 #include "protocol/messages.h"
 
@@ -37,8 +39,10 @@ struct FolderRow {
 class Manifest {
  public:
   ~Manifest();
-  // Opens or creates the database at path (schema version 2; a version 1 database is upgraded).
-  static Result<std::unique_ptr<Manifest>> Open(const std::string& path);
+  // Opens or creates the database at path (schema version 2; a version 1 database is upgraded,
+  // which log, when set, hears about before and after: it rewrites the whole file).
+  static Result<std::unique_ptr<Manifest>> Open(const std::string& path,
+                                                spdlog::logger* log = nullptr);
 
   // Replaces the entries for the given paths and the folder row (when set) in one transaction;
   // removes the paths in `removed`.
@@ -73,7 +77,7 @@ class Manifest {
  private:
   Manifest(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   Status Exec(const char* sql);
-  Status CreateOrUpgrade();
+  Status CreateOrUpgrade(spdlog::logger* log);
   Status UpsertLocked(const StoredEntry& e);
   Status RemoveLocked(const protocol::WirePath& p);
   Result<std::optional<FolderRow>> ReadFolder(void* stmt);  // REQUIRES: mu_ held

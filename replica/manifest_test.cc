@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -101,8 +102,11 @@ TEST(ManifestSchemaTest, VersionOneIsUpgradedKeepingEveryRecord) {
   const std::string fixture = V1Fixture();
   ASSERT_FALSE(fixture.empty()) << "tests/data/manifest-v1/manifest.sql not found";
   RawSql(path, fixture);
+  std::ostringstream log_text;
+  auto log = std::make_shared<spdlog::logger>(
+      "t", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_text));
   {
-    auto m = Manifest::Open(path);
+    auto m = Manifest::Open(path, log.get());
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     auto idx = (*m)->Get({"partition-default", "uuid/3/3/33svgem7f6p9vzgufxjxmn1e/cyrus.index"});
     ASSERT_TRUE(idx.ok() && idx->has_value());
@@ -123,15 +127,19 @@ TEST(ManifestSchemaTest, VersionOneIsUpgradedKeepingEveryRecord) {
     ASSERT_TRUE(synced.ok() && synced->has_value());
     EXPECT_EQ(**synced, "1795000000");
   }
+  EXPECT_NE(log_text.str().find("manifest upgrade starting"), std::string::npos) << log_text.str();
+  EXPECT_NE(log_text.str().find("manifest upgrade done"), std::string::npos) << log_text.str();
   EXPECT_EQ(RawSql(path, "SELECT value FROM meta WHERE key='schema_version'"), "2");
   const std::string table = RawSql(path, "SELECT sql FROM sqlite_master WHERE name='entries'");
   EXPECT_NE(table.find("WITHOUT ROWID"), std::string::npos) << table;
   EXPECT_EQ(RawSql(path, "SELECT count(*) FROM sqlite_master WHERE name='entries_v1'"), "0");
   EXPECT_EQ(RawSql(path, "SELECT count(*) FROM sqlite_master WHERE name='entries_folder'"), "1");
-  // Opening again changes nothing.
-  auto again = Manifest::Open(path);
+  // Opening again changes nothing, and says nothing.
+  const size_t logged = log_text.str().size();
+  auto again = Manifest::Open(path, log.get());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(AllPages(**again, "", 10).size(), 3u);
+  EXPECT_EQ(log_text.str().size(), logged);
 }
 
 TEST(ManifestSchemaTest, ANewerVersionIsRefused) {

@@ -106,7 +106,8 @@ Status Store::Init() {
     instance_id_ = RandomHex(16);
     RETURN_IF_ERROR(AtomicWriteFile(env_, id_path, instance_id_, {}));
   }
-  ASSIGN_OR_RETURN(manifest_, Manifest::Open(JoinPath(opts_.state_dir, "manifest.sqlite")));
+  ASSIGN_OR_RETURN(manifest_,
+                   Manifest::Open(JoinPath(opts_.state_dir, "manifest.sqlite"), log_.get()));
   RETURN_IF_ERROR(RecoverJournals());
   return CleanStaging();
 }
