@@ -453,13 +453,8 @@ Store::Installed Store::OpenInstalled(const protocol::WirePath& path) {
 }
 
 Result<std::shared_ptr<const std::vector<cyrus::MailboxEntry>>> Store::Mailboxes() {
-  ASSIGN_OR_RETURN(FileStat st, env_->Stat(conf_.mboxlist_db_path));
   std::lock_guard g(mailboxes_mu_);
-  if (mailboxes_ && mailboxes_stat_ == ToTuple(st)) return mailboxes_;
-  ASSIGN_OR_RETURN(auto list, cyrus::LoadMailboxList(env_, conf_));
-  mailboxes_ = std::make_shared<const std::vector<cyrus::MailboxEntry>>(std::move(list));
-  mailboxes_stat_ = ToTuple(st);
-  return mailboxes_;
+  return mailboxes_.Get(env_, conf_);
 }
 
 void Store::IndexLocked(const std::shared_ptr<const std::vector<cyrus::MailboxEntry>>& list) {

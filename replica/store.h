@@ -22,6 +22,7 @@
 #include "common/env.h"
 #include "common/status.h"
 #include "cyrus/config.h"
+#include "cyrus/mailbox_cache.h"
 #include "cyrus/folder.h"
 #include "cyrus/mboxlist.h"
 #include "cyrus/tools.h"
@@ -69,7 +70,7 @@ class Store {
   const StoreOptions& options() const { return opts_; }
   spdlog::logger& log() { return *log_; }
   const cyrus::ImapdConf& conf() const { return conf_; }
-  // The mailbox list, reloaded only when mailboxes.db's stat tuple changed. Thread-safe.
+  // The mailbox list, reloaded only when mailboxes.db may have changed. Thread-safe.
   Result<std::shared_ptr<const std::vector<cyrus::MailboxEntry>>> Mailboxes();
   // The real folder whose key (uniqueid, or the name when it has none) is key; kNotFound when
   // mailboxes.db lists none. A hash lookup: the read service asks once per message.
@@ -176,8 +177,11 @@ class Store {
   std::mutex restore_mu_;
   std::mutex commit_mu_;
   std::deque<CommitRequest*> commit_queue_;  // front: the leader committing now
-  std::shared_ptr<const std::vector<cyrus::MailboxEntry>> mailboxes_;
-  protocol::StatTuple mailboxes_stat_;
+  // A mailboxes.db changed this shortly before it was read is read again next time: a change in
+  // the same file-time tick (at most 10 ms, HZ >= 100) leaves its stat tuple alone. Short,
+  // because the read service asks for the list once per request.
+  static constexpr int64_t kMailboxesRacyNs = 20'000'000;
+  cyrus::MailboxListCache mailboxes_{kMailboxesRacyNs};
   // Builds by_key_ and by_owner_ for list unless they index it already. mailboxes_mu_ held.
   void IndexLocked(const std::shared_ptr<const std::vector<cyrus::MailboxEntry>>& list);
   std::shared_ptr<const std::vector<cyrus::MailboxEntry>> indexed_;  // list the maps index

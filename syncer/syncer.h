@@ -12,7 +12,7 @@
 #include "common/env.h"
 #include "cyrus/config.h"
 #include "protocol/transport.h"
-#include "syncer/mailbox_cache.h"
+#include "cyrus/mailbox_cache.h"
 #include "syncer/options.h"
 
 namespace cyrsync::syncer {
@@ -53,7 +53,7 @@ class Syncer {
   Options opts_;
   Connector connect_;
   std::shared_ptr<spdlog::logger> log_;
-  MailboxListCache mailboxes_;  // kept between the passes of --every
+  cyrus::MailboxListCache mailboxes_;  // kept between the passes of --every
 };
 
 // Sends HELLO and returns the replica's instance id.

@@ -1,5 +1,5 @@
 // MailboxListCache reads mailboxes.db again only when it may have changed.
-#include "syncer/mailbox_cache.h"
+#include "cyrus/mailbox_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -7,15 +7,15 @@
 #include "tests/testutil/counting_env.h"
 #include "tests/testutil/temp_dir.h"
 
-namespace cyrsync::syncer {
+namespace cyrsync::cyrus {
 namespace {
 
-using cyrus::testing::ReadFixture;
+using testing::ReadFixture;
 
 class MailboxListCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto conf = cyrus::ParseImapdConf("configdirectory: " + dir_.path() + "\n", "imapd.conf");
+    auto conf = ParseImapdConf("configdirectory: " + dir_.path() + "\n", "imapd.conf");
     ASSERT_TRUE(conf.ok()) << conf.error().ToString();
     conf_ = *conf;
     Write("mboxlist-3.6.1-uuid/mailboxes.db");
@@ -33,9 +33,9 @@ class MailboxListCacheTest : public ::testing::Test {
   }
   size_t Reads() const { return env_.Count("open"); }
 
-  testing::TempDir dir_;
-  cyrus::ImapdConf conf_;
-  testing::CountingEnv env_{Env::Default()};
+  cyrsync::testing::TempDir dir_;
+  ImapdConf conf_;
+  cyrsync::testing::CountingEnv env_{Env::Default()};
 };
 
 TEST_F(MailboxListCacheTest, AFileChangedWithinTheRacyWindowIsReadAgain) {
@@ -81,4 +81,4 @@ TEST_F(MailboxListCacheTest, AMissingFileIsAnError) {
 }
 
 }  // namespace
-}  // namespace cyrsync::syncer
+}  // namespace cyrsync::cyrus
