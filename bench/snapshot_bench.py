@@ -192,19 +192,6 @@ def prepare_cache(cache):
         os.sync()
 
 
-def wait_exact(p, timeout):
-    """Popen.wait() with a timeout polls with growing sleeps (0.5 ms doubling up to 50 ms), so
-    short wall times came out quantized (0.032, 0.064, 0.117 s). A blocking waitpid() returns
-    when the child exits; a timer kills it at the timeout."""
-    t = threading.Timer(timeout, p.kill)
-    t.daemon = True
-    t.start()
-    try:
-        return p.wait()
-    finally:
-        t.cancel()
-
-
 def run_timed(cmd, watch_pid=None, timeout=7200, env=None):
     """Runs cmd under /usr/bin/time. Returns wall, rc, output, CPU s of cmd and its waited-for
     children (tar: + gzip), max RSS, CPU s of watch_pid (the daemon) during the run, and the
@@ -219,7 +206,7 @@ def run_timed(cmd, watch_pid=None, timeout=7200, env=None):
     p = subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tpath] + list(cmd),
                          stdout=out_f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          env=env)
-    wait_exact(p, timeout)
+    sb.wait_exact(p, timeout)
     wall = time.monotonic() - t0
     d1 = proc_cpu(watch_pid) if watch_pid else None
     c1 = sb.cpu_snapshot()
@@ -604,7 +591,7 @@ class SnapBench:
             t0 = time.monotonic()
             proc = subprocess.Popen(cmd, stdout=out_f, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env)
-            wait_exact(proc, 600)
+            sb.wait_exact(proc, 600)
             t1 = time.monotonic()
             out_f.seek(0)
             p = subprocess.CompletedProcess(cmd, proc.returncode,
@@ -647,7 +634,7 @@ class SnapBench:
             t0 = time.monotonic()
             proc = subprocess.Popen(cmd, stdout=out_f, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
-            wait_exact(proc, 3600)
+            sb.wait_exact(proc, 3600)
             wall = time.monotonic() - t0
             out_f.seek(0)
             p = subprocess.CompletedProcess(cmd, proc.returncode, "",
@@ -672,7 +659,7 @@ class SnapBench:
         walls = []
         for _ in range(10):
             t0 = time.monotonic()
-            wait_exact(subprocess.Popen([self.bin, "--help"], stdout=subprocess.DEVNULL,
+            sb.wait_exact(subprocess.Popen([self.bin, "--help"], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL), 60)
             walls.append(time.monotonic() - t0)
         self.results["baseline"]["cyrsync_help_wall"] = {

@@ -174,6 +174,19 @@ def wait_quiet():
         time.sleep(2.0)
 
 
+def wait_exact(p, timeout):
+    """Popen.wait() with a timeout polls with growing sleeps (0.5 ms doubling up to 50 ms), so
+    short wall times came out quantized (0.032, 0.064, 0.117 s). A blocking waitpid() returns
+    when the child exits; a timer kills it at the timeout."""
+    t = threading.Timer(timeout, p.kill)
+    t.daemon = True
+    t.start()
+    try:
+        return p.wait()
+    finally:
+        t.cancel()
+
+
 def run_measured(cmd, timeout=7200, env=None, watch_pids=()):
     """Runs cmd; returns dict(wall, rc, maxrss_kb, out). Peak RSS comes from /usr/bin/time (%M):
     wait4()'s ru_maxrss of a child forked from this Python process would include the RSS it
@@ -188,11 +201,7 @@ def run_measured(cmd, timeout=7200, env=None, watch_pids=()):
     p = subprocess.Popen(["/usr/bin/time", "-f", "%M %U %S", "-o", rss_path] + list(cmd),
                          stdout=out_f,
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-    try:
-        p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    wait_exact(p, timeout)
     wall = time.monotonic() - t0
     c1 = cpu_snapshot(watch_pids)
     out_f.seek(0)

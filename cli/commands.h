@@ -30,6 +30,7 @@ struct ServeArgs {
   bool recover_only = false;
   bool read_only = false;  // beside a live Cyrus: serve snapshot reads only
   int stat_threads = 16;   // threads that check the manifest against the disk
+  bool no_watch = false;   // stat every manifest entry at every check (no inotify)
 };
 
 struct CaArgs {

@@ -56,6 +56,9 @@ int main(int argc, char** argv) {
   v->add_option("--cyrus-pidfile", serve.cyrus_pidfile, "refuse writes while this Cyrus runs");
   v->add_option("--stat-threads", serve.stat_threads, "threads that check the manifest")
       ->check(CLI::Range(1, 256));
+  v->add_flag("--no-watch", serve.no_watch,
+              "stat every installed file at every check instead of watching with inotify "
+              "(a spool another host can write, e.g. over NFS)");
   v->add_flag("--read-only", serve.read_only, "serve snapshot reads only (beside a live Cyrus)");
   v->add_flag("--allow-restore", serve.allow_restore,
               "accept restores of archived folders into new folders (Cyrus may run)");

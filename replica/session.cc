@@ -130,6 +130,7 @@ Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   std::vector<protocol::WirePath> stale;
   std::set<std::string> stale_folders;
   uint64_t sent = 0;
+  s.PollChanges();
   s.manifest().WillNeed();
   // The next page is read while this one is checked and sent: cold, reading the manifest and
   // statting the files it names are both waits for the disk, and they overlap. (On an early

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "replica/session_test_util.h"
+#include "tests/testutil/counting_env.h"
 
 namespace cyrsync::replica {
 namespace {
@@ -165,6 +166,58 @@ TEST_F(ReplicaFolderTest, ManifestDropsTheWholeFolderWhenOneOfItsFilesChanged) {
   auto row = store_->manifest().GetFolder(kKey);
   ASSERT_TRUE(row.ok());
   EXPECT_TRUE(row->has_value());
+}
+
+// The manifest check with the change watch: an unchanged replica is checked without a stat,
+// and a file changed behind the daemon's back (in place, same size) is still caught, by
+// statting only its own directory. Without the watch every check stats every entry.
+class ReplicaWatchTest : public ReplicaFolderTest {
+ protected:
+  void SetUp() override {
+    env_ = &env;  // members outlive TearDown's store_.reset()
+    ReplicaFolderTest::SetUp();
+  }
+  size_t Walks() const { return env.Count("walk") + env.Count("stat"); }
+  cyrsync::testing::CountingEnv env{Env::Default()};
+};
+
+TEST_F(ReplicaWatchTest, AQuietReplicaIsCheckedWithoutStatsAndAChangeIsStillSeen) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  ASSERT_TRUE(GetManifest(p).ok());  // statted and watched
+  env.Clear();
+  auto quiet = GetManifest(p);
+  ASSERT_TRUE(quiet.ok()) << quiet.status().ToString();
+  EXPECT_EQ(quiet->size(), 2u);
+  EXPECT_EQ(Walks(), 0u);
+  {
+    std::fstream f(Spool(kDir + "/cyrus.header"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0);
+    f << 'X';
+  }
+  env.Clear();
+  auto changed = GetManifest(p);
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_EQ(FindEntry(*changed, first_.fb.files[0].path), nullptr);
+  EXPECT_EQ(env.Count("walk"), 1u);
+  auto after = GetManifest(p);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->empty());  // the whole folder goes
+}
+
+TEST_F(ReplicaWatchTest, WithoutTheWatchEveryCheckStats) {
+  ASSERT_TRUE(EndSession().ok());
+  opts_.watch_changes = false;
+  ASSERT_NO_FATAL_FAILURE(OpenStore());
+  EXPECT_EQ(store_->change_watch(), nullptr);
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  ASSERT_TRUE(GetManifest(p).ok());
+  env.Clear();
+  auto again = GetManifest(p);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->size(), 2u);
+  EXPECT_EQ(env.Count("walk"), 1u);
 }
 
 TEST_F(ReplicaFolderTest, ManifestListsFolderMetadata) {

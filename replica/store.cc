@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/file.h>
 
+#include <optional>
 #include <set>
 
 #include "common/hash.h"
@@ -109,7 +110,20 @@ Status Store::Init() {
   ASSIGN_OR_RETURN(manifest_,
                    Manifest::Open(JoinPath(opts_.state_dir, "manifest.sqlite"), log_.get()));
   RETURN_IF_ERROR(RecoverJournals());
+  if (opts_.watch_changes && !opts_.read_only) {
+    auto w = ChangeWatch::Open(log_.get());
+    if (w.ok()) {
+      watch_ = std::move(*w);
+    } else {
+      log_->warn("no change watch, every check stats every file error=\"{}\"",
+                 w.error().ToString());
+    }
+  }
   return CleanStaging();
+}
+
+void Store::PollChanges() {
+  if (watch_) watch_->Poll();
 }
 
 Status Store::RecoverJournals() {
@@ -427,12 +441,25 @@ std::vector<char> Store::StillInstalled(std::span<const StoredEntry> entries, in
     std::string_view base = StatBase(first.rel);
     std::vector<size_t> which;
     std::vector<std::string> names;
+    std::optional<std::string_view> dir;  // entries of one directory come together
+    bool quiet = false;
     for (size_t i = begin; i < end; ++i) {
       const auto& rel = entries[i].entry.path.rel;
       if (!CheckRel(rel).ok()) continue;
+      if (watch_ && dir != RelDir(rel)) {
+        dir = RelDir(rel);
+        quiet = watch_->Quiet(dir->empty() ? *root : JoinPath(*root, *dir));
+        // Watched before the stat below: a change after the stat shows as an event.
+        if (!quiet) (void)watch_->Arm(*root, *dir);
+      }
+      if (quiet) {
+        ok[i] = 1;
+        continue;
+      }
       which.push_back(i);
       names.push_back(base.empty() ? rel : rel.substr(base.size() + 1));
     }
+    if (which.empty()) return;
     auto st = env_->StatInDir(base.empty() ? *root : JoinPath(*root, std::string(base)), names);
     for (size_t k = 0; k < which.size(); ++k) {
       ok[which[k]] = st[k].ok() && ToTuple(*st[k]) == entries[which[k]].local;

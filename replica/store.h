@@ -27,6 +27,7 @@
 #include "cyrus/mboxlist.h"
 #include "cyrus/tools.h"
 #include "protocol/messages.h"
+#include "replica/change_watch.h"
 #include "replica/manifest.h"
 
 namespace cyrsync::replica {
@@ -45,6 +46,9 @@ struct StoreOptions {
   cyrus::CyrusTools tools;
   // Threads that check the manifest against the disk (one lstat per entry) for each GET_MANIFEST.
   int stat_threads = 16;
+  // Watch the checked directories with inotify (replica/change_watch.h), so that a check
+  // stats only the files of directories something happened in since the last one.
+  bool watch_changes = true;
 };
 
 struct StagedFile {
@@ -135,7 +139,12 @@ class Store {
   bool StillInstalled(const StoredEntry& e) const;
   // StillInstalled for many entries (1 = still installed), on up to `threads` threads; entries of
   // one directory that are next to each other (the manifest's path order) share one path walk.
+  // With the change watch, an entry whose directory is quiet is not statted: nothing happened
+  // there since the stat that last confirmed it. Call PollChanges() first.
   std::vector<char> StillInstalled(std::span<const StoredEntry> entries, int threads) const;
+  // Takes in the changes the watch has seen so far (no-op without a watch).
+  void PollChanges();
+  const ChangeWatch* change_watch() const { return watch_.get(); }
   // The installed copy of path, open for reading, when the manifest says it is still exactly
   // what was installed (a librsync basis); nullptr otherwise.
   struct Installed {
@@ -169,6 +178,7 @@ class Store {
   StoreOptions opts_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<Manifest> manifest_;
+  std::unique_ptr<ChangeWatch> watch_;  // null: every check stats every entry
   int state_lock_fd_ = -1;
   std::string instance_id_;
   std::atomic<uint64_t> seq_{0};
