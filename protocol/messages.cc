@@ -42,6 +42,16 @@ Result<uint32_t> GetCount(PayloadReader& r) {
   return n;
 }
 
+void Put(PayloadWriter& w, const ManifestEntryView& e) {
+  w.PutString(e.root);
+  w.PutString(e.rel);
+  w.PutString(e.owner);
+  w.PutString(e.folder_key);
+  w.PutU8(static_cast<uint8_t>(e.kind));
+  Put(w, e.source);
+  w.PutU8(e.unsettled);
+  w.PutU32(e.index_minor);
+}
 void Put(PayloadWriter& w, const ManifestEntry& e) {
   Put(w, e.path);
   w.PutString(e.owner);
@@ -419,9 +429,23 @@ Result<ErrorMsg> DecodeError(std::string_view p) {
 }
 
 std::string EncodeManifestChunk(const std::vector<ManifestEntry>& entries) {
+  ManifestChunkWriter w;
+  for (const auto& e : entries) w.Add(e);
+  return w.Finish();
+}
+void ManifestChunkWriter::Add(const ManifestEntryView& e) {
+  Put(body_, e);
+  ++n_;
+}
+void ManifestChunkWriter::Add(const ManifestEntry& e) {
+  Put(body_, e);
+  ++n_;
+}
+std::string ManifestChunkWriter::Finish() {
   PayloadWriter w;
-  w.PutU32(static_cast<uint32_t>(entries.size()));
-  for (const auto& e : entries) Put(w, e);
+  w.PutU32(n_);
+  w.PutBytes(body_.Take());
+  n_ = 0;
   return w.Take();
 }
 Status VisitManifestChunk(std::string_view p,

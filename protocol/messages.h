@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "protocol/frame.h"
 
 namespace cyrsync::protocol {
 
@@ -233,6 +234,19 @@ Result<MessagesFetch> DecodeMessagesFetch(std::string_view p);
 Result<PassDone> DecodePassDone(std::string_view p);
 Result<RestoreDone> DecodeRestoreDone(std::string_view p);
 std::string EncodeManifestChunk(const std::vector<ManifestEntry>& entries);
+// Builds a MANIFEST_CHUNK payload one entry at a time; the views need not outlive Add.
+class ManifestChunkWriter {
+ public:
+  void Add(const ManifestEntryView& e);
+  void Add(const ManifestEntry& e);
+  uint32_t count() const { return n_; }
+  // The payload; leaves the writer empty.
+  std::string Finish();
+
+ private:
+  PayloadWriter body_;
+  uint32_t n_ = 0;
+};
 std::string EncodeNeed(const std::vector<NeedItem>& items);
 std::string EncodeU32(uint32_t v);
 std::string EncodeU64(uint64_t v);

@@ -28,6 +28,13 @@ struct StoredEntry {
   protocol::StatTuple local;  // the replica's copy right after it was installed
 };
 
+// A row seen in place: the views point into SQLite's row and are valid only during the call.
+struct StoredEntryView {
+  protocol::ManifestEntryView entry;
+  protocol::StatTuple local;
+  StoredEntry Copy() const;
+};
+
 struct FolderRow {
   std::string folder_key;
   std::string owner;
@@ -70,6 +77,10 @@ class Manifest {
   // manifest.
   Result<std::vector<StoredEntry>> Page(const std::string& owner, const protocol::WirePath* after,
                                         size_t limit);
+  // Page without copies: fn sees each row in order, while the manifest is held. Returns how
+  // many rows it saw.
+  Result<size_t> VisitPage(const std::string& owner, const protocol::WirePath* after, size_t limit,
+                           const std::function<void(const StoredEntryView&)>& fn);
   // Asks the kernel to read the database files ahead (a hint; a whole-manifest walk follows).
   // A cold walk otherwise reads its B-tree pages one random read at a time.
   void WillNeed() const;

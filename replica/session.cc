@@ -120,11 +120,40 @@ Status ServeSession(Transport& t, Store& store) {
   }
 }
 
+// One page of the manifest, read in place: entries in quiet directories are encoded at once,
+// the others are copied out to be statted.
+struct ManifestPage {
+  protocol::ManifestChunkWriter chunk;
+  std::vector<StoredEntry> unsure;
+  std::optional<protocol::WirePath> last;  // where the next page starts; none: the end
+};
+
+Result<ManifestPage> ReadManifestPage(Store& s, const std::string& owner,
+                                      const std::optional<protocol::WirePath>& after) {
+  ManifestPage page;
+  Store::QuietDirs quiet(s);
+  std::string last_root, last_rel;
+  ASSIGN_OR_RETURN(size_t n, s.manifest().VisitPage(
+                                 owner, after ? &*after : nullptr, kManifestChunkEntries,
+                                 [&](const StoredEntryView& e) {
+                                   if (quiet(e.entry.root, e.entry.rel)) {
+                                     page.chunk.Add(e.entry);
+                                   } else {
+                                     page.unsure.push_back(e.Copy());
+                                   }
+                                   last_root.assign(e.entry.root);
+                                   last_rel.assign(e.entry.rel);
+                                 }));
+  if (n > 0) page.last = protocol::WirePath{std::move(last_root), std::move(last_rel)};
+  return page;
+}
+
 // Sends every manifest entry whose installed copy is still on disk unchanged; drops the others
 // (and every entry of a folder one of them belongs to), so a wiped, replaced or restored replica
-// is re-synced instead of trusted. Read a page at a time (memory stays one page at any manifest
-// size, and the manifest is not held while a page is sent); the lstats of a page run on several
-// threads (a cold cache makes each a disk read).
+// is re-synced instead of trusted. An entry in a directory the change watch vouches for is sent
+// without a stat; the others are statted, on several threads (a cold cache makes each a disk
+// read). Read a page at a time (memory stays one page at any manifest size, and the manifest is
+// not held while a page is sent).
 Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(std::string owner, protocol::DecodeString(f.payload));
   std::vector<protocol::WirePath> stale;
@@ -137,30 +166,29 @@ Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   // return, the destructor of the std::async future waits for the read in flight.)
   auto read_after = [&s, &owner](std::optional<protocol::WirePath> after) {
     return std::async(std::launch::async, [&s, &owner, after = std::move(after)] {
-      return s.manifest().Page(owner, after ? &*after : nullptr, kManifestChunkEntries);
+      return ReadManifestPage(s, owner, after);
     });
   };
   auto next = read_after(std::nullopt);
   while (true) {
-    ASSIGN_OR_RETURN(auto page, next.get());
-    if (page.empty()) break;
-    next = read_after(page.back().entry.path);
-    const std::vector<char> installed = s.StillInstalled(page, s.options().stat_threads);
-    std::vector<protocol::ManifestEntry> out;
-    out.reserve(page.size());
-    for (size_t i = 0; i < page.size(); ++i) {
+    ASSIGN_OR_RETURN(ManifestPage page, next.get());
+    if (!page.last) break;
+    next = read_after(page.last);
+    const std::vector<char> installed = s.StillInstalled(page.unsure, s.options().stat_threads);
+    for (size_t i = 0; i < page.unsure.size(); ++i) {
+      const StoredEntry& e = page.unsure[i];
       if (installed[i]) {
-        out.push_back(std::move(page[i].entry));
+        page.chunk.Add(e.entry);
         continue;
       }
-      if (page[i].entry.kind == protocol::EntryKind::kMeta && !page[i].entry.folder_key.empty()) {
-        stale_folders.insert(page[i].entry.folder_key);
+      if (e.entry.kind == protocol::EntryKind::kMeta && !e.entry.folder_key.empty()) {
+        stale_folders.insert(e.entry.folder_key);
       }
-      stale.push_back(std::move(page[i].entry.path));
+      stale.push_back(e.entry.path);
     }
-    if (out.empty()) continue;
-    RETURN_IF_ERROR(t.Send(protocol::kManifestChunk, protocol::EncodeManifestChunk(out)));
-    sent += out.size();
+    if (page.chunk.count() == 0) continue;
+    sent += page.chunk.count();
+    RETURN_IF_ERROR(t.Send(protocol::kManifestChunk, page.chunk.Finish()));
   }
   if (!stale.empty()) {
     s.log().warn("manifest entries no longer match the disk dropped={} folders={}", stale.size(),

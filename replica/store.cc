@@ -430,6 +430,18 @@ std::vector<std::pair<size_t, size_t>> BaseRuns(std::span<const StoredEntry> ent
 
 }  // namespace
 
+bool Store::QuietDirs::operator()(std::string_view root, std::string_view rel) {
+  if (!s_.watch_ || !CheckRel(rel).ok()) return false;
+  const std::string_view dir = RelDir(rel);
+  if (valid_ && root == root_ && dir == dir_) return quiet_;
+  root_.assign(root);
+  dir_.assign(dir);
+  valid_ = true;
+  auto abs = s_.conf_.RootDir(root_);
+  quiet_ = abs.ok() && s_.watch_->Quiet(dir_.empty() ? *abs : JoinPath(*abs, dir_));
+  return quiet_;
+}
+
 std::vector<char> Store::StillInstalled(std::span<const StoredEntry> entries, int threads) const {
   std::vector<char> ok(entries.size(), 0);
   const auto runs = BaseRuns(entries);

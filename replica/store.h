@@ -144,6 +144,19 @@ class Store {
   std::vector<char> StillInstalled(std::span<const StoredEntry> entries, int threads) const;
   // Takes in the changes the watch has seen so far (no-op without a watch).
   void PollChanges();
+  // For entries in path order: true when the entry's directory is quiet (so the entry is still
+  // installed without a stat). Asks the watch once per directory; one per walk, not shared
+  // between threads. Always false without a watch.
+  class QuietDirs {
+   public:
+    explicit QuietDirs(const Store& s) : s_(s) {}
+    bool operator()(std::string_view root, std::string_view rel);
+
+   private:
+    const Store& s_;
+    std::string root_, dir_;
+    bool valid_ = false, quiet_ = false;
+  };
   const ChangeWatch* change_watch() const { return watch_.get(); }
   // The installed copy of path, open for reading, when the manifest says it is still exactly
   // what was installed (a librsync basis); nullptr otherwise.
