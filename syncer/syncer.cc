@@ -39,7 +39,6 @@ struct Plan {
   std::vector<Mailbox> folders;  // the selected folders this pass looks at
   std::vector<Work> work;
   std::vector<std::string> to_delete;
-  std::set<std::string> users;
   GuardInput guard;
 };
 
@@ -90,10 +89,10 @@ struct Scanned {
   SourceStats st;
 };
 
-// The stats run on opts.stat_threads threads: warm they are cheap either way, cold each one may
-// wait for an inode read, and several in flight let the disk serve them together.
-std::vector<Scanned> ScanSource(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
-                                const std::vector<cyrus::MailboxEntry>& mailboxes) {
+// The selected folders with their keys, owners and the paths of the files the change check
+// stats (not statted yet).
+std::vector<Scanned> SelectSource(const cyrus::ImapdConf& conf, const Options& opts,
+                                  const std::vector<cyrus::MailboxEntry>& mailboxes) {
   std::vector<const cyrus::MailboxEntry*> real;
   for (const auto& mb : mailboxes) {
     if (mb.IsReal()) real.push_back(&mb);
@@ -112,10 +111,29 @@ std::vector<Scanned> ScanSource(Env* env, const cyrus::ImapdConf& conf, const Op
     out[i].st.header_path = ToWire(cyrus::MetaPath(conf, mb, cyrus::MetaFile::kHeader));
   });
   std::erase_if(out, [](const Scanned& s) { return s.mb == nullptr; });
-  std::vector<SourceStats*> stats(out.size());
-  for (size_t i = 0; i < out.size(); ++i) stats[i] = &out[i].st;
-  StatFolders(env, conf, stats, opts.stat_threads);
   return out;
+}
+
+// The stats run on opts.stat_threads threads: warm they are cheap either way, cold each one may
+// wait for an inode read, and several in flight let the disk serve them together.
+void StatSource(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
+                std::vector<Scanned>& scanned) {
+  std::vector<SourceStats*> stats(scanned.size());
+  for (size_t i = 0; i < scanned.size(); ++i) stats[i] = &scanned[i].st;
+  StatFolders(env, conf, stats, opts.stat_threads);
+}
+
+// The users whose server-wide files (seen, subscriptions, sieve...) this pass covers: the
+// owners of the selected folders and the users named with -u.
+std::set<std::string> PassUsers(const Options& opts, const std::vector<Scanned>& scanned) {
+  std::set<std::string> users(opts.users.begin(), opts.users.end());
+  const std::string* last = nullptr;  // a user's folders come one after another
+  for (const auto& s : scanned) {
+    if (s.owner.empty() || (last != nullptr && *last == s.owner)) continue;
+    users.insert(s.owner);
+    last = &s.owner;
+  }
+  return users;
 }
 
 // Keeps the folders this pass works on, or all of them in a --full pass (which also looks for
@@ -126,13 +144,8 @@ Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
   std::unordered_set<std::string_view> keys;  // views of scanned's keys
   keys.reserve(scanned.size());
   std::vector<std::pair<bool, bool>> kinds;  // per kept folder: check_only, full
-  const std::string* last_owner = nullptr;   // a user's folders come one after another
   for (const auto& s : scanned) {
     keys.insert(s.key);
-    if (!s.owner.empty() && (last_owner == nullptr || *last_owner != s.owner)) {
-      plan.users.insert(s.owner);
-      last_owner = &s.owner;
-    }
     ++plan.guard.source_folders;
     auto expunge = [&] { return DescribeFolder(conf, *s.mb).expunge; };
     switch (CompareFolder(env, conf, s.st, expunge, view)) {
@@ -161,7 +174,6 @@ Plan MakePlan(Env* env, const cyrus::ImapdConf& conf, const Options& opts,
     if (checks.batch.size() == kCheckBatch) plan.work.push_back(std::exchange(checks, {nullptr, true, true, {}}));
   }
   if (!checks.batch.empty()) plan.work.push_back(std::move(checks));
-  for (const auto& u : opts.users) plan.users.insert(u);
   // Deletions only within a scope the pass covers completely: every folder (-A) or every folder
   // of the named users (-u). A -m pass names single folders and deletes nothing.
   std::set<std::string> whole_users(opts.users.begin(), opts.users.end());
@@ -277,21 +289,32 @@ Result<PassStats> Syncer::RunPass() {
   // folders: the two halves of an unchanged pass overlap.
   auto manifest = std::async(std::launch::async, [&] { return FetchManifest(*primary); });
   auto mailboxes = mailboxes_.Get(env_, conf_);
-  std::vector<Scanned> scanned;
   phase("mailboxes");
-  if (mailboxes.ok()) scanned = ScanSource(env_, conf_, opts_, **mailboxes);
+  FolderContext ctx{env_, &conf_, cyrus::SpoolOwner(env_, conf_), opts_.racy_window_ns, log_.get(),
+                    nullptr};
+  std::vector<Scanned> scanned;
+  std::set<std::string> users;
+  // The server-wide files are listed (statted) while the folders are.
+  std::future<std::vector<ServerFile>> files;
+  if (mailboxes.ok()) {
+    scanned = SelectSource(conf_, opts_, **mailboxes);
+    users = PassUsers(opts_, scanned);
+    files = std::async(std::launch::async, [&] {
+      return ListServerFiles(ctx, **mailboxes, users, opts_.all, opts_.stat_threads);
+    });
+    StatSource(env_, conf_, opts_, scanned);
+  }
   phase("scanned");
   Result<ReplicaView> fetched = manifest.get();
   phase("manifest");
   RETURN_IF_ERROR(mailboxes.status());
   ASSIGN_OR_RETURN(ReplicaView view, std::move(fetched));
+  ctx.view = &view;
   Plan plan = MakePlan(env_, conf_, opts_, scanned, view);
   RETURN_IF_ERROR(CheckGuard(plan.guard, opts_));
   stats.folders = plan.guard.source_folders;
   stats.folders_missing = plan.guard.source_missing;
 
-  FolderContext ctx{env_, &conf_, cyrus::SpoolOwner(env_, conf_), opts_.racy_window_ns, log_.get(),
-                    &view};
   // --full -A also walks this side for directories mailboxes.db does not list; that walk runs
   // while the replica checks its folders.
   std::future<size_t> unlisted;
@@ -312,9 +335,8 @@ Result<PassStats> Syncer::RunPass() {
     }
   }
 
-  std::set<std::string> users = plan.users;
-  auto files = ListServerFiles(ctx, **mailboxes, users, opts_.all, opts_.stat_threads);
-  ASSIGN_OR_RETURN(auto sf, SyncServerFiles(*primary, ctx, files, view, users, opts_.all));
+  // Listed before the folders were copied: a file that changed since is copied next pass.
+  ASSIGN_OR_RETURN(auto sf, SyncServerFiles(*primary, ctx, files.get(), view, users, opts_.all));
   phase("server_files");
   stats.server_files_copied = sf.copied;
   stats.server_files_removed = sf.removed;
