@@ -275,8 +275,40 @@ Result<std::string> Store::Resolve(const protocol::WirePath& p, Target target) c
   return abs;
 }
 
+bool Store::StrictlyInsideARoot(const std::string& abs) const {
+  for (const auto& [key, value] : conf_.raw) {
+    auto root = conf_.RootDir(key);
+    if (root.ok() && abs.size() > root->size() + 1 && abs.compare(0, root->size(), *root) == 0 &&
+        abs[root->size()] == '/') {
+      return true;
+    }
+  }
+  return false;
+}
+
 Status Store::EnsureDir(const std::string& dir) const {
-  return MakeDirs(env_, dir, 0750, opts_.owner);
+  if (!opts_.owner.set) return MakeDirs(env_, dir, 0750, opts_.owner);
+  std::vector<std::string> missing;  // dir and the parents it lacks, deepest first
+  std::string cur = dir;
+  Result<FileStat> st = env_->Stat(cur);
+  while (!st.ok() && st.error().code() == Code::kNotFound && cur != "/" && !cur.empty()) {
+    missing.push_back(cur);
+    cur = Dirname(cur);
+    st = env_->Stat(cur);
+  }
+  if (!st.ok()) return st.error().WithContext("stat " + cur);
+  if (!st->IsDir()) return FailedPreconditionError("not a directory: " + cur);
+  // A daemon killed between a mkdir and its chown left this directory owned by root, where the
+  // Cyrus user cannot enter: made ours again (only below a root, never a root or above it).
+  if (st->uid != opts_.owner.uid && StrictlyInsideARoot(cur)) {
+    log_->warn("directory not owned by the Cyrus user, repaired dir={} uid={}", cur, st->uid);
+    RETURN_IF_ERROR(env_->Chown(cur, opts_.owner.uid, opts_.owner.gid));
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    RETURN_IF_ERROR(env_->MakeDir(*it, 0750));  // an existing one (a race) is fine
+    RETURN_IF_ERROR(env_->Chown(*it, opts_.owner.uid, opts_.owner.gid));
+  }
+  return Status::Ok();
 }
 
 Result<std::string> Store::NewStagePath(const protocol::WirePath& final_path) {

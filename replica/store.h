@@ -101,7 +101,9 @@ class Store {
   // directory (`kDir`). kInvalidArgument otherwise; nothing on disk is touched.
   enum class Target { kFile, kDir };
   Result<std::string> Resolve(const protocol::WirePath& p, Target target = Target::kFile) const;
-  // Creates dir (absolute, inside a root) and missing parents owned by the Cyrus user.
+  // Creates dir (absolute, inside a root) and missing parents owned by the Cyrus user. The
+  // deepest existing one is given back to the Cyrus user when it lies below a root and is owned
+  // by someone else (left so by a daemon killed between a mkdir and its chown).
   Status EnsureDir(const std::string& dir) const;
   // A fresh temp path in the staging directory of the root that holds `final_path`.
   Result<std::string> NewStagePath(const protocol::WirePath& final_path);
@@ -178,6 +180,7 @@ class Store {
   Status RecoverJournals();
   // One syncfs per filesystem holding any of dirs.
   Status SyncFilesystems(const std::set<std::string>& dirs);
+  bool StrictlyInsideARoot(const std::string& abs) const;
   Status CleanStaging();
   Status CleanStagingNotes();
   struct CommitRequest;

@@ -35,6 +35,22 @@ def remove_some_messages(inst, n):
     return victims
 
 
+def rewrite_one_index(inst):
+    """Writes one replica folder's cyrus.index back in place with its own bytes and mtime, as a
+    restore from a backup would: only its ctime (and the inotify event) tell."""
+    for root, dirs, files in sorted(os.walk(inst.spool)):
+        if "cyrus.index" in files:
+            path = os.path.join(root, "cyrus.index")
+            st = os.stat(path)
+            with open(path, "rb") as f:
+                data = f.read()
+            with open(path, "r+b") as f:
+                f.write(data)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            return path
+    raise RuntimeError("no folder found")
+
+
 def make_stray_folder(inst):
     """A directory holding a cyrus.header that no mailboxes.db entry points to."""
     for root, dirs, files in os.walk(inst.spool):
@@ -70,6 +86,13 @@ def scenario(base, legacy):
         # (Server files are not asserted: Cyrus's periodic checkpoint may rewrite a database.)
         check(f"{tag}: unchanged pass copies no folder", st.get("changed") == 0 and
               st.get("messages") == 0 and st.get("failed") == 0, out[-1500:])
+
+        # A file changed behind the running daemon's back (it watches the directories it checked
+        # instead of statting every file each pass): the folder is copied again.
+        rewritten = rewrite_one_index(replica)
+        rc, out, st = lab.run_sync(master, daemon, "-A")
+        check(f"{tag}: a replica index rewritten behind the daemon's back is copied again",
+              st.get("changed") == 1 and st.get("failed") == 0, (rewritten, out[-1500:]))
 
         cl.mutate(master, seed=2)
         rc, out, st = lab.run_sync(master, daemon, "-A")
