@@ -52,15 +52,7 @@ void Put(PayloadWriter& w, const ManifestEntryView& e) {
   w.PutU8(e.unsettled);
   w.PutU32(e.index_minor);
 }
-void Put(PayloadWriter& w, const ManifestEntry& e) {
-  Put(w, e.path);
-  w.PutString(e.owner);
-  w.PutString(e.folder_key);
-  w.PutU8(static_cast<uint8_t>(e.kind));
-  Put(w, e.source);
-  w.PutU8(e.unsettled);
-  w.PutU32(e.index_minor);
-}
+void Put(PayloadWriter& w, const ManifestEntry& e) { Put(w, ViewOf(e)); }
 Result<ManifestEntryView> GetEntry(PayloadReader& r) {
   ManifestEntryView e;
   ASSIGN_OR_RETURN(e.root, r.StringView(256));

@@ -101,6 +101,11 @@ struct ManifestEntryView {
   uint32_t index_minor = 0;
 };
 
+inline ManifestEntryView ViewOf(const ManifestEntry& e) {
+  return {e.path.root, e.path.rel, e.owner,    e.folder_key,
+          e.kind,      e.source,   e.unsettled, e.index_minor};
+}
+
 struct FolderFile {
   WirePath path;
   StatTuple source;

@@ -74,10 +74,7 @@ void ReplicaView::Add(const protocol::ManifestEntryView& e) {
   Place(table_, h, size_++);
 }
 
-void ReplicaView::Add(const protocol::ManifestEntry& e) {
-  Add(protocol::ManifestEntryView{e.path.root, e.path.rel, e.owner, e.folder_key, e.kind,
-                                  e.source, e.unsettled, e.index_minor});
-}
+void ReplicaView::Add(const protocol::ManifestEntry& e) { Add(protocol::ViewOf(e)); }
 
 const ReplicaView::Entry* ReplicaView::Find(std::string_view root, std::string_view rel) const {
   int64_t at = FindSlot(Hash(root, rel), root, rel);
