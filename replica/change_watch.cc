@@ -107,19 +107,22 @@ void ChangeWatch::ApplyLocked(int wd, uint32_t mask, std::string_view name) {
 }
 
 void ChangeWatch::ForgetSubtreeLocked(const std::string& dir) {
+  auto forget = [this](Nodes::iterator n) {
+    if (n->second.wd >= 0) {
+      // The watch stays on an inode that is no longer at this path (or is gone: then the
+      // kernel already dropped it and this fails harmlessly).
+      (void)::inotify_rm_watch(fd_, n->second.wd);
+      paths_.erase(n->second.wd);
+    }
+    return nodes_.erase(n);
+  };
+  if (auto n = nodes_.find(dir); n != nodes_.end()) forget(n);
+  // Below it: one range ("dir.old" sorts between "dir" and "dir/", and is not below it).
   const std::string below = dir + "/";
-  auto end = nodes_.lower_bound(below);
-  while (end != nodes_.end() && end->first.compare(0, below.size(), below) == 0) ++end;
-  auto begin = nodes_.find(dir);
-  if (begin == nodes_.end()) begin = nodes_.lower_bound(below);
-  for (auto n = begin; n != end; ++n) {
-    if (n->second.wd < 0) continue;
-    // The watch stays on an inode that is no longer at this path (or is gone: then the kernel
-    // already dropped it and this fails harmlessly).
-    (void)::inotify_rm_watch(fd_, n->second.wd);
-    paths_.erase(n->second.wd);
+  for (auto n = nodes_.lower_bound(below);
+       n != nodes_.end() && n->first.compare(0, below.size(), below) == 0;) {
+    n = forget(n);
   }
-  nodes_.erase(begin, end);
 }
 
 void ChangeWatch::UnquietAllLocked() {

@@ -101,6 +101,19 @@ TEST_F(ChangeWatchTest, ARootReplacedEndsQuietBelowIt) {
   EXPECT_TRUE(Quiet());
 }
 
+TEST_F(ChangeWatchTest, ASiblingWithALongerNameKeepsItsWatch) {
+  // "b.old" sorts between "b" and "b/...": forgetting b must not take it along.
+  fs::create_directories(root_ + "/a/b.old");
+  fs::create_directories(root_ + "/a/b/c");
+  watch_->Poll();
+  ASSERT_TRUE(watch_->Arm(root_, "a/b.old"));
+  ASSERT_TRUE(watch_->Arm(root_, "a/b/c"));
+  fs::rename(root_ + "/a/b", root_ + "/a/gone");
+  EXPECT_FALSE(Quiet("a/b/c"));
+  EXPECT_TRUE(Quiet("a/b.old"));
+  EXPECT_GE(watch_->WatchOfForTest(root_ + "/a/b.old"), 0);
+}
+
 TEST_F(ChangeWatchTest, ADirectoryDeletedAndMadeAgainIsNotQuiet) {
   fs::remove_all(root_ + "/a/b");
   fs::create_directories(root_ + "/a/b");
