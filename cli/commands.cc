@@ -103,7 +103,7 @@ int RunServe(const ServeArgs& a) {
   so.cyrus_pidfile = a.cyrus_pidfile;
   so.read_only = a.read_only;
   so.stat_threads = a.stat_threads;
-  so.watch_changes = !a.no_watch;
+  so.watch_changes = !a.no_watch && !a.recover_only;  // recover only rolls journals forward
   so.allow_restore = a.allow_restore;
   so.tools = {a.cyrus_bin, a.imapd_conf};
   auto owner = LookupOwner(a.cyrus_user);
