@@ -27,7 +27,7 @@ Status StageSymlink(Store& s, const protocol::FilePut& put, const std::string& s
 
 Status StageFile(Transport& t, Store& s, const protocol::FilePut& put, const std::string& staged) {
   ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
-  FileSink sink(std::move(wf));
+  FileSink sink(std::move(wf), FileSink::Hash::kNone);
   auto basis = s.OpenInstalled(put.path);
   ASSIGN_OR_RETURN(uint64_t got, protocol::ReceiveBody(t, sink, s.options().max_file_size,
                                                        basis.file.get(), basis.size));

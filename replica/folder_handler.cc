@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -74,7 +75,6 @@ class TeeSink final : public protocol::BodySink {
 struct MetaIn {
   protocol::FolderFile file;
   StagedFile staged;
-  std::string sha1;  // of the received content
   uint64_t size = 0;
 };
 
@@ -121,7 +121,7 @@ Status ReceiveMetaFile(Transport& t, Store& s, Incoming& in, const protocol::Fol
   ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(f.path));
   in.staged_all.push_back(staged);
   ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
-  FileSink sink(std::move(wf));
+  FileSink sink(std::move(wf), FileSink::Hash::kNone);
   std::string* copy = name == "cyrus.index"     ? &in.index_bytes
                       : name == "cyrus.expunge" ? &in.expunge_bytes
                                                 : nullptr;
@@ -134,7 +134,7 @@ Status ReceiveMetaFile(Transport& t, Store& s, Incoming& in, const protocol::Fol
     RETURN_IF_ERROR(s.env()->Chown(staged, s.options().owner.uid, s.options().owner.gid));
   }
   RETURN_IF_ERROR(s.env()->SetMtime(staged, f.source.mtime_ns));
-  in.meta.push_back({f, {staged, final_abs}, sink.Sha1HexDigest(), size});
+  in.meta.push_back({f, {staged, final_abs}, size});
   return Status::Ok();
 }
 
@@ -304,7 +304,7 @@ Status StoreMessage(Transport& t, Store& s, Incoming& in, const protocol::Messag
   if (s.options().owner.set) {
     RETURN_IF_ERROR(wf->Chown(s.options().owner.uid, s.options().owner.gid));
   }
-  FileSink sink(std::move(wf));
+  FileSink sink(std::move(wf), FileSink::Hash::kSha1);
   ASSIGN_OR_RETURN(uint64_t got, protocol::ReceiveBody(t, sink, s.options().max_file_size));
   if (mp.size != 0 && got != mp.size) {
     return CorruptionError("message " + std::to_string(mp.uid) + " declared " +
@@ -369,13 +369,29 @@ void RemoveOldLocation(Store& s, const Incoming& in) {
   }
 }
 
+// True when two files of equal size hold the same bytes; read a chunk at a time (a big
+// cyrus.cache is compared without holding it whole).
+bool SameBytes(Env* env, const std::string& a, const std::string& b) {
+  auto fa = env->OpenRead(a);
+  auto fb = env->OpenRead(b);
+  if (!fa.ok() || !fb.ok()) return false;
+  std::vector<char> ba(256 << 10), bb(256 << 10);
+  for (uint64_t off = 0;;) {
+    auto na = (*fa)->ReadAt(off, ba);
+    auto nb = (*fb)->ReadAt(off, bb);
+    if (!na.ok() || !nb.ok() || *na != *nb) return false;
+    if (*na == 0) return true;
+    if (std::memcmp(ba.data(), bb.data(), *na) != 0) return false;
+    off += *na;
+  }
+}
+
 // The installed copy already holds exactly this content (a file the source copies again because
 // it was unsettled): keep it, so the replica's file and its stat stay put.
 bool SameAsInstalled(Store& s, const Incoming& in, const MetaIn& m) {
   for (const auto& e : in.old_entries) {
     if (!(e.entry.path == m.file.path) || e.local.size != m.size || !s.StillInstalled(e)) continue;
-    auto bytes = ReadFileToString(s.env(), m.staged.final);
-    return bytes.ok() && Sha1Hex(*bytes) == m.sha1;
+    return SameBytes(s.env(), m.staged.staged, m.staged.final);
   }
   return false;
 }

@@ -147,7 +147,7 @@ Status ReceiveMessage(Transport& t, Store& s, Restore& r, const Frame& f) {
   ASSIGN_OR_RETURN(std::string staged, s.NewStagePath(final_path));
   r.staged_all.push_back(staged);
   ASSIGN_OR_RETURN(auto wf, s.env()->NewWritable(staged, 0600));
-  FileSink sink(std::move(wf));
+  FileSink sink(std::move(wf), FileSink::Hash::kSha1);
   RETURN_IF_ERROR(protocol::ReceiveBody(t, sink, s.options().max_file_size).status());
   RETURN_IF_ERROR(sink.Finish());
   const std::string guid = rec->second.GuidHex();

@@ -92,7 +92,7 @@ constexpr size_t kManifestChunkEntries = 2000;
 }  // namespace
 
 Status FileSink::Write(std::string_view chunk) {
-  hash_.Update(chunk);
+  if (hashing_) hash_.Update(chunk);
   return f_->Append(chunk);
 }
 Status FileSink::Finish() {

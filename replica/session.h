@@ -34,16 +34,20 @@ Status HandleFileFetch(protocol::Transport& t, Store& s, const protocol::Frame& 
 // Removes a folder's metadata, message files and (when empty) directories, and its manifest rows.
 Status RemoveFolderFiles(Store& s, const std::string& folder_key);
 
-// Writes a received body to a staged file, hashing it as it goes.
+// Writes a received body to a staged file; with kSha1, hashes it as it goes (a message, checked
+// against its GUID). Metadata and server files are not hashed: nothing reads that hash.
 class FileSink : public protocol::BodySink {
  public:
-  explicit FileSink(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
+  enum class Hash { kNone, kSha1 };
+  FileSink(std::unique_ptr<WritableFile> f, Hash hash) : f_(std::move(f)), hashing_(hash == Hash::kSha1) {}
   Status Write(std::string_view chunk) override;
   Status Finish();  // close; Store::InstallTogether makes staged files durable
+  // REQUIRES: made with Hash::kSha1.
   std::string Sha1HexDigest();
 
  private:
   std::unique_ptr<WritableFile> f_;
+  bool hashing_;
   Sha1Hasher hash_;
 };
 

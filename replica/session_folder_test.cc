@@ -383,6 +383,22 @@ TEST_F(ReplicaFolderTest, ArchivedMessagesGoToArchivePartition) {
   EXPECT_FALSE(Exists(Spool(kDir + "/2."))) << "unarchived copy kept";
 }
 
+// Metadata sent again with the bytes the replica already holds (a file re-sent because it was
+// unsettled) keeps the installed copy and its inode; the same size with other bytes replaces it.
+TEST_F(ReplicaFolderTest, ResentMetadataIsKeptOnlyWhenItsBytesAreTheSame) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  const ino_t header_ino = LStat(Spool(kDir + "/cyrus.header")).st_ino;
+  ASSERT_TRUE(InstallFolder(p, first_, TwoMessages()).ok());
+  EXPECT_EQ(LStat(Spool(kDir + "/cyrus.header")).st_ino, header_ino);
+  TestFolder changed = first_;
+  ASSERT_FALSE(changed.bodies[0].empty());
+  changed.bodies[0].back() ^= 0x20;  // same size, other bytes
+  ASSERT_TRUE(InstallFolder(p, changed, TwoMessages()).ok());
+  EXPECT_NE(LStat(Spool(kDir + "/cyrus.header")).st_ino, header_ino);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.header")), changed.bodies[0]);
+}
+
 TEST_F(ReplicaFolderTest, MessageMissingMarksMetadataUnsettled) {
   Peer& p = Connect();
   TestFolder f = MakeFolder(kKey, kDir, TwoMessages());
