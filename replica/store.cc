@@ -486,19 +486,13 @@ std::vector<char> Store::StillInstalled(std::span<const StoredEntry> entries, in
     std::vector<size_t> which;
     std::vector<std::string> names;
     std::optional<std::string_view> dir;  // entries of one directory come together
-    bool quiet = false;
     for (size_t i = begin; i < end; ++i) {
       const auto& rel = entries[i].entry.path.rel;
       if (!CheckRel(rel).ok()) continue;
       if (watch_ && dir != RelDir(rel)) {
         dir = RelDir(rel);
-        quiet = watch_->Quiet(dir->empty() ? *root : JoinPath(*root, *dir));
         // Watched before the stat below: a change after the stat shows as an event.
-        if (!quiet) (void)watch_->Arm(*root, *dir);
-      }
-      if (quiet) {
-        ok[i] = 1;
-        continue;
+        (void)watch_->Arm(*root, *dir);
       }
       which.push_back(i);
       names.push_back(base.empty() ? rel : rel.substr(base.size() + 1));

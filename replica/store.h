@@ -141,8 +141,8 @@ class Store {
   bool StillInstalled(const StoredEntry& e) const;
   // StillInstalled for many entries (1 = still installed), on up to `threads` threads; entries of
   // one directory that are next to each other (the manifest's path order) share one path walk.
-  // With the change watch, an entry whose directory is quiet is not statted: nothing happened
-  // there since the stat that last confirmed it. Call PollChanges() first.
+  // With the change watch, each entry's directory is watched (Arm) before its stat, so that
+  // QuietDirs can vouch for it at the next check.
   std::vector<char> StillInstalled(std::span<const StoredEntry> entries, int threads) const;
   // Takes in the changes the watch has seen so far (no-op without a watch).
   void PollChanges();
