@@ -20,98 +20,17 @@ Status ReadRest(ReadableFile& file, std::string* out, size_t have) {
   return Status::Ok();
 }
 
-// The whole file, read straight into a buffer of its stat size (one read, no growing copies);
-// a file that grew since the stat is still read to its end.
-Prefetcher::Item ReadSmall(ReadableFile& file, uint64_t size) {
+// Opens path: a large file is handed over open, a small one is returned for reading.
+Prefetcher::Item Open(Env* env, const std::string& path, std::unique_ptr<ReadableFile>* small,
+                      uint64_t* size) {
   Prefetcher::Item item;
-  item.data.resize(static_cast<size_t>(size) + 1);
-  item.status = ReadRest(file, &item.data, 0);
-  if (!item.status.ok()) item.data.clear();
-  return item;
-}
-
-}  // namespace
-
-Prefetcher::Prefetcher(Env* env, std::vector<std::string> paths, int threads, size_t window,
-                       bool batch_reads)
-    : env_(env), paths_(std::move(paths)), window_(std::max<size_t>(window, 1)),
-      slots_(paths_.size()), charged_(paths_.size(), 0) {
-  const size_t n = std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), paths_.size());
-  if (batch_reads && n > 0) {
-    ring_ = ReadRing::Create(static_cast<unsigned>(std::min<size_t>(window_, 256)));
-  }
-  if (ring_) {
-    flights_.resize(ring_->depth());
-    for (size_t s = flights_.size(); s-- > 0;) free_.push_back(s);
-  }
-  readers_left_ = n;
-  for (size_t i = 0; i < n; ++i) readers_.emplace_back([this] { ReaderLoop(); });
-  if (ring_) submitter_ = std::thread([this] { SubmitterLoop(); });
-}
-
-Prefetcher::~Prefetcher() {
-  {
-    std::lock_guard g(mu_);
-    stop_ = true;
-  }
-  room_.notify_all();
-  queued_.notify_all();
-  for (auto& t : readers_) t.join();
-  if (submitter_.joinable()) submitter_.join();
-  ring_.reset();  // before the buffers of any read it still had (see SubmitterLoop)
-}
-
-void Prefetcher::ReaderLoop() {
-  while (true) {
-    size_t i;
-    {
-      std::unique_lock l(mu_);
-      room_.wait(l, [&] {
-        return stop_ || next_ >= paths_.size() ||
-               (next_ < taken_ + window_ && ahead_bytes_ < kMaxAheadBytes);
-      });
-      if (stop_ || next_ >= paths_.size()) {
-        --readers_left_;
-        l.unlock();
-        room_.notify_one();  // passes the end on to another waiting reader
-        queued_.notify_one();
-        return;
-      }
-      i = next_++;
-    }
-    std::unique_ptr<ReadableFile> small;
-    uint64_t size = 0;
-    Item item = Open(paths_[i], &small, &size);
-    if (small) {
-      std::lock_guard g(mu_);
-      charged_[i] = size + 1;
-      ahead_bytes_ += size + 1;
-    }
-    if (small && ring_ && small->fd() >= 0) {
-      Flight f{i, std::move(small), size, {}};
-      f.item.data.resize(static_cast<size_t>(size) + 1);  // one byte more shows a file that grew
-      {
-        std::lock_guard g(mu_);
-        waiting_.push_back(std::move(f));
-      }
-      queued_.notify_one();
-      continue;
-    }
-    if (small) item = ReadSmall(*small, size);
-    Deliver(i, std::move(item));
-  }
-}
-
-Prefetcher::Item Prefetcher::Open(const std::string& path, std::unique_ptr<ReadableFile>* small,
-                                  uint64_t* size) {
-  Item item;
-  auto file = env_->OpenRead(path);
+  auto file = env->OpenRead(path);
   if (!file.ok()) {
     item.status = file.error();
     return item;
   }
   auto st = (*file)->Stat();
-  if (st.ok() && st->size > kMaxPrefetchBytes) {
+  if (st.ok() && st->size > Prefetcher::kMaxPrefetchBytes) {
     item.large = std::move(*file);
     return item;
   }
@@ -120,105 +39,168 @@ Prefetcher::Item Prefetcher::Open(const std::string& path, std::unique_ptr<Reada
   return item;
 }
 
-void Prefetcher::Deliver(size_t i, Item item) {
-  bool wanted;
+}  // namespace
+
+Prefetcher::Prefetcher(Env* env, std::vector<std::string> paths, int threads, size_t window,
+                       bool batch_reads, size_t run)
+    : env_(env), paths_(std::move(paths)), window_(std::max<size_t>(window, 1)),
+      run_(std::clamp<size_t>(run, 1, std::min<size_t>(window_, kMaxRun))), slots_(paths_.size()),
+      charged_(paths_.size(), 0) {
+  const size_t n = std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), paths_.size());
+  for (size_t i = 0; i < n && batch_reads; ++i) {
+    rings_.push_back(ReadRing::Create(static_cast<unsigned>(run_)));  // a batch is in a run
+    if (rings_.back()) batching_ = true;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    ReadRing* ring = i < rings_.size() ? rings_[i].get() : nullptr;
+    readers_.emplace_back([this, ring] { ReaderLoop(ring); });
+  }
+}
+
+Prefetcher::~Prefetcher() {
   {
     std::lock_guard g(mu_);
-    slots_[i] = std::move(item);
-    wanted = i == taken_;  // Take(i) is waiting or about to look
+    stop_ = true;
   }
-  if (wanted) ready_.notify_one();
+  room_.notify_all();
+  for (auto& t : readers_) t.join();
+  rings_.clear();  // before the buffers of any read a failed ring still had (orphans_)
 }
 
-void Prefetcher::SubmitterLoop() {
-  bool broken = false;  // the ring failed: read what comes with pread
+void Prefetcher::ReaderLoop(ReadRing* ring) {
   while (true) {
-    std::vector<Flight> batch;
+    size_t first, end;
     {
       std::unique_lock l(mu_);
-      const bool busy = !broken && ring_->in_flight() > 0;
-      if (!busy) {
-        queued_.wait(l, [&] { return stop_ || !waiting_.empty() || readers_left_ == 0; });
+      room_.wait(l, [&] {
+        return stop_ || next_ >= paths_.size() ||
+               (next_ < taken_ + window_ && ahead_bytes_ < kMaxAheadBytes);
+      });
+      if (stop_ || next_ >= paths_.size()) {
+        l.unlock();
+        room_.notify_all();  // passes the end on to the other readers
+        return;
       }
-      const size_t room = broken ? waiting_.size() : free_.size();
-      while (!stop_ && !waiting_.empty() && batch.size() < room) {
-        batch.push_back(std::move(waiting_.front()));
-        waiting_.pop_front();
-      }
-      if (batch.empty() && !busy && (stop_ || (readers_left_ == 0 && waiting_.empty()))) return;
+      first = next_;
+      end = std::min({first + run_, paths_.size(), taken_ + window_});
+      next_ = end;
     }
-    if (broken) {
-      for (auto& f : batch) Deliver(f.index, ReadSmall(*f.file, f.size));
-      continue;
-    }
-    if (!batch.empty() && !Launch(std::move(batch))) {
-      AbandonRing();
-      broken = true;
-      continue;
-    }
-    if (ring_->in_flight() == 0) continue;
-    auto c = ring_->Wait();
-    if (!c.ok()) {
-      AbandonRing();
-      broken = true;
-      continue;
-    }
-    Complete(c->tag, c->result);
+    ReadRun(ring, first, end);
   }
 }
 
-bool Prefetcher::Launch(std::vector<Flight>&& batch) {
-  for (auto& f : batch) {
-    const size_t slot = free_.back();
-    free_.pop_back();
-    flights_[slot] = std::move(f);
-    Flight& in = *flights_[slot];
-    ring_->Queue(in.file->fd(), in.item.data.data(), in.item.data.size(), slot);
+void Prefetcher::ReadRun(ReadRing*& ring, size_t first, size_t end) {
+  size_t next = first;
+  while (next < end) {
+    if (next > first && !WaitToContinue(next)) return;
+    std::vector<Flight> batch = OpenBatch(&next, end);
+    ReadBatch(ring, batch);
+    Deliver(batch);
   }
-  return ring_->Submit().ok();
 }
 
-void Prefetcher::Complete(size_t slot, int result) {
-  Flight f = std::move(*flights_[slot]);
-  flights_[slot].reset();
-  free_.push_back(slot);
-  if (result < 0) {
-    f.item.status = IOError("read " + f.file->path() + ": " + std::strerror(-result));
-    f.item.data.clear();
+// The files before k are delivered or held by readers that claimed them earlier, so waiting
+// for the consumer to reach k cannot wait on this reader.
+bool Prefetcher::WaitToContinue(size_t k) {
+  std::unique_lock l(mu_);
+  room_.wait(l, [&] { return stop_ || ahead_bytes_ < kMaxAheadBytes || taken_ >= k; });
+  return !stop_;
+}
+
+std::vector<Prefetcher::Flight> Prefetcher::OpenBatch(size_t* next, size_t end) {
+  std::vector<Flight> batch;
+  uint64_t bytes = 0;
+  while (*next < end && bytes < kBatchBytes) {
+    Flight f;
+    f.index = (*next)++;
+    f.item = Open(env_, paths_[f.index], &f.file, &f.size);
+    if (f.file) {
+      f.item.data.resize(static_cast<size_t>(f.size) + 1);  // one byte more shows growth
+      bytes += f.size + 1;
+    }
+    batch.push_back(std::move(f));
+  }
+  std::lock_guard g(mu_);
+  for (const Flight& f : batch) {
+    if (!f.file) continue;
+    charged_[f.index] = f.size + 1;
+    ahead_bytes_ += f.size + 1;
+  }
+  return batch;
+}
+
+// One submission for the batch's small files, then their completions. After a ring failure
+// the reads the kernel took complete first; the rest are read with pread, and so is every
+// later batch of this reader. If waiting fails, the reads still in the ring fail, and the
+// batch's buffers stay in orphans_ (in place: the kernel may still write into them) until the
+// rings are closed.
+void Prefetcher::ReadBatch(ReadRing*& ring, std::vector<Flight>& batch) {
+  size_t queued = 0;
+  for (size_t k = 0; ring && k < batch.size(); ++k) {
+    Flight& f = batch[k];
+    if (!f.file || f.file->fd() < 0) continue;
+    ring->Queue(f.file->fd(), f.item.data.data(), f.item.data.size(), k);
+    ++queued;
+  }
+  if (queued > 0) {
+    const bool submitted = ring->Submit().ok();
+    while (ring->submitted() > 0) {
+      auto c = ring->Wait();
+      if (!c.ok()) {
+        Abandon(batch, c.status());
+        ring = nullptr;
+        return;
+      }
+      Finish(batch[c->tag], c->result);
+    }
+    if (!submitted) ring = nullptr;
+  }
+  for (Flight& f : batch) {
+    if (f.file) Finish(f, kNotRead);
+  }
+}
+
+void Prefetcher::Abandon(std::vector<Flight>& batch, const Status& why) {
+  std::vector<Flight> out(batch.size());
+  for (size_t k = 0; k < batch.size(); ++k) {
+    out[k].index = batch[k].index;
+    if (batch[k].file) {
+      out[k].item.status = why;
+    } else {
+      out[k].item = std::move(batch[k].item);
+    }
+  }
+  std::lock_guard g(mu_);
+  orphans_.push_back(std::move(batch));  // a moved vector keeps its elements where they are
+  batch = std::move(out);
+}
+
+// result: bytes the ring read, -errno, or kNotRead (the file is read here with pread).
+void Prefetcher::Finish(Flight& f, int result) {
+  std::unique_ptr<ReadableFile> file = std::move(f.file);
+  if (result == kNotRead) {
+    f.item.status = ReadRest(*file, &f.item.data, 0);
+  } else if (result < 0) {
+    f.item.status = IOError("read " + file->path() + ": " + std::strerror(-result));
   } else if (static_cast<uint64_t>(result) != f.size) {
     // Short (the kernel may stop early) or one byte more than the stat said: read on to the end.
-    f.item.status = ReadRest(*f.file, &f.item.data, static_cast<size_t>(result));
-    if (!f.item.status.ok()) f.item.data.clear();
+    f.item.status = ReadRest(*file, &f.item.data, static_cast<size_t>(result));
   } else {
     f.item.data.resize(static_cast<size_t>(result));
   }
-  Deliver(f.index, std::move(f.item));
+  if (!f.item.status.ok()) f.item.data.clear();
 }
 
-// After a failed submit or wait: the reads the kernel took complete first (their buffers are
-// written until then); the files it never took are read with pread. If waiting fails too, the
-// files still in the ring fail, and their buffers stay with the ring until ~Prefetcher.
-void Prefetcher::AbandonRing() {
-  Status failed;
-  while (ring_->submitted() > 0) {
-    auto c = ring_->Wait();
-    if (!c.ok()) {
-      failed = c.status();
-      break;
-    }
-    Complete(c->tag, c->result);
-  }
-  for (auto& flight : flights_) {
-    if (!flight) continue;
-    if (failed.ok()) {
-      Deliver(flight->index, ReadSmall(*flight->file, flight->size));
-      flight.reset();
-    } else {
-      Item item;
-      item.status = failed;
-      Deliver(flight->index, std::move(item));
+void Prefetcher::Deliver(std::vector<Flight>& batch) {
+  bool wanted = false;
+  {
+    std::lock_guard g(mu_);
+    for (Flight& f : batch) {
+      slots_[f.index] = std::move(f.item);
+      wanted = wanted || f.index == taken_;  // Take(taken_) is waiting or about to look
     }
   }
+  if (wanted) ready_.notify_one();
 }
 
 Prefetcher::Item Prefetcher::Take(size_t i) {
@@ -231,9 +213,8 @@ Prefetcher::Item Prefetcher::Take(size_t i) {
   ahead_bytes_ -= charged_[i];
   // Readers stop when the window is full and are woken together once half of it is taken, not
   // one per file: a wake-up per file cost two context switches per message with warm caches.
-  // Readers stopped by the byte budget are woken when it has room again.
-  const bool refill = next_ < paths_.size() &&
-                      (next_ - taken_ == window_ / 2 || (over && ahead_bytes_ < kMaxAheadBytes));
+  // While the byte budget is spent, each file taken may let a reader go on.
+  const bool refill = (next_ < paths_.size() && next_ - taken_ == window_ / 2) || over;
   l.unlock();
   if (refill) room_.notify_all();
   return item;

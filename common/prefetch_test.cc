@@ -58,16 +58,19 @@ TEST_F(PrefetchTest, LargeFilesAreOpenedNotRead) {
   EXPECT_EQ(p.Take(1).data, "small");
 }
 
-// Readers that stop at a full window are woken once half of it is taken: every window size and
-// reader count must still deliver every file (a missed wake-up would hang here).
+// Readers that stop at a full window are woken once half of it is taken: every window size,
+// reader count and run length must still deliver every file (a missed wake-up would hang here).
 TEST_P(PrefetchModeTest, EveryWindowSizeDrainsTheWholeList) {
   std::vector<std::string> paths;
   for (int i = 0; i < 300; ++i) paths.push_back(Make(std::to_string(i) + ".", std::to_string(i)));
   for (size_t window : {1, 2, 3, 5, 8, 32, 1000}) {
     for (int threads : {1, 2, 4, 7}) {
-      Prefetcher p(Env::Default(), paths, threads, window, GetParam());
-      for (int i = 0; i < 300; ++i) {
-        ASSERT_EQ(p.Take(i).data, std::to_string(i)) << "window " << window << " threads " << threads;
+      for (size_t run : {1, 3, 32, 500}) {
+        Prefetcher p(Env::Default(), paths, threads, window, GetParam(), run);
+        for (int i = 0; i < 300; ++i) {
+          ASSERT_EQ(p.Take(i).data, std::to_string(i))
+              << "window " << window << " threads " << threads << " run " << run;
+        }
       }
     }
   }
@@ -81,8 +84,28 @@ TEST_P(PrefetchModeTest, TheByteBudgetStopsAndRestartsTheReaders) {
   for (int i = 0; i < 40; ++i) {
     paths.push_back(Make(std::to_string(i) + ".", std::string(big, static_cast<char>('a' + i % 26))));
   }
-  Prefetcher p(Env::Default(), paths, 8, 64, GetParam());
-  for (int i = 0; i < 40; ++i) {
+  for (size_t run : {1, 5, 64}) {
+    Prefetcher p(Env::Default(), paths, 4, 64, GetParam(), run);
+    for (int i = 0; i < 40; ++i) {
+      Prefetcher::Item item = p.Take(i);
+      ASSERT_TRUE(item.status.ok()) << i;
+      ASSERT_EQ(item.data.size(), big) << i;
+      EXPECT_EQ(item.data[big / 2], static_cast<char>('a' + i % 26)) << i;
+    }
+  }
+}
+
+// A run is read in batches of about kBatchBytes; a reader waits between them while the budget
+// is spent, and must be woken when the consumer reaches its next file, even if the budget is
+// still spent by files further on (a missed wake-up would hang here).
+TEST_P(PrefetchModeTest, ALongRunOfLargeFilesWaitsForTheConsumer) {
+  std::vector<std::string> paths;
+  const size_t big = Prefetcher::kMaxPrefetchBytes - 1;
+  for (int i = 0; i < 24; ++i) {
+    paths.push_back(Make(std::to_string(i) + ".", std::string(big, static_cast<char>('a' + i % 26))));
+  }
+  Prefetcher p(Env::Default(), paths, 2, 64, GetParam(), 12);
+  for (int i = 0; i < 24; ++i) {
     Prefetcher::Item item = p.Take(i);
     ASSERT_TRUE(item.status.ok()) << i;
     ASSERT_EQ(item.data.size(), big) << i;

@@ -37,7 +37,8 @@ Status ReadRing::Submit() {
   while (queued_ > 0) {
     int n = io_uring_submit(&ring_->ring);
     if (n == -EINTR) continue;
-    if (n < 0)  // EAGAIN, EBUSY included: the caller falls back to pread instead of spinning return IOError(std::string("io_uring submit: ") + std::strerror(-n));
+    // EAGAIN and EBUSY included: the caller falls back to pread instead of spinning.
+    if (n < 0) return IOError(std::string("io_uring submit: ") + std::strerror(-n));
     if (n == 0) return IOError("io_uring submit: the kernel took no read");
     queued_ -= static_cast<unsigned>(n);
   }
