@@ -1,10 +1,8 @@
 #include "snapshot/engine.h"
 
 #include <array>
-#include <cstring>
 #include <map>
 #include <set>
-#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -12,13 +10,13 @@
 #include "cyrus/index.h"
 #include "protocol/messages.h"
 #include "snapshot/guid_map.h"
+#include "snapshot/guid_set.h"
 
 namespace cyrsync::snapshot {
 namespace {
 
 using json = nlohmann::json;
 constexpr const char* kStateName = "state.json";
-using Guid = std::array<uint8_t, 20>;
 
 Guid GuidFromHex(std::string_view hex) {
   Guid g{};
@@ -29,15 +27,6 @@ Guid GuidFromHex(std::string_view hex) {
   return g;
 }
 
-// A GUID is a SHA-1: any 8 of its bytes are already a good hash.
-struct GuidHash {
-  size_t operator()(const Guid& g) const {
-    uint64_t h;
-    std::memcpy(&h, g.data(), sizeof h);
-    return static_cast<size_t>(h);
-  }
-};
-using GuidSet = std::unordered_set<Guid, GuidHash>;
 
 // What the previous run saw: per folder its name and cyrus.* stat tuples, per user file its tuple.
 struct SeenState {
@@ -236,7 +225,7 @@ class Run {
           if (!known) want.push_back(std::move(r));
           continue;
         }
-        if (added_.count(r.guid) || queued.count(r.guid)) continue;
+        if (added_.contains(r.guid) || queued.contains(r.guid)) continue;
         if (!first_run_) {
           ASSIGN_OR_RETURN(bool have, idx_.HasFile(r.GuidHex()));
           if (have) continue;
@@ -316,7 +305,7 @@ class Run {
     }
     map_.sha1[r.uid] = got.sha1;
     const Guid g = GuidFromHex(got.sha1);
-    if (added_.count(g)) return Status::Ok();
+    if (added_.contains(g)) return Status::Ok();
     if (!first_run_) {
       ASSIGN_OR_RETURN(bool have, idx_.HasFile(got.sha1));
       if (have) return Status::Ok();
