@@ -14,7 +14,7 @@
 
 namespace cyrsync::protocol {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 inline constexpr std::string_view kMagic = "CYRSYNC";
 inline constexpr size_t kDataChunk = 1 << 20;
 

@@ -1,4 +1,4 @@
-// Wire format of the message payloads (doc/formats/protocol.md, version 1): golden bytes for
+// Wire format of the message payloads (doc/formats/protocol.md, version 2): golden bytes for
 // representative messages, so an accidental change of the encoding fails here, and round trips
 // plus rejection of trailing or missing bytes for every decoder.
 #include "protocol/messages.h"
@@ -13,8 +13,8 @@ namespace {
 std::string Hex(std::string_view s) { return HexEncode(s); }
 
 TEST(MessagesGoldenTest, Hello) {
-  // str "CYRSYNC", u32 1, str "sync"
-  EXPECT_EQ(Hex(Encode(Hello{})), "0000000743595253594e43" "00000001" "0000000473796e63");
+  // str "CYRSYNC", u32 2, str "sync"
+  EXPECT_EQ(Hex(Encode(Hello{})), "0000000743595253594e43" "00000002" "0000000473796e63");
 }
 
 TEST(MessagesGoldenTest, MessagePut) {

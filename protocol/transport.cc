@@ -85,17 +85,38 @@ Status ExpectOk(Transport& t) { return ReceiveExpect(t, kOk).status(); }
 
 void SendError(Transport& t, const Status& status) { (void)t.Send(kError, EncodeStatus(status)); }
 
-Status SendBody(Transport& t, std::string_view data) {
-  Sha1Hasher h;
+namespace {
+
+std::string DigestHex(Sha1Hasher& h) {
+  auto d = h.Finish();
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+}
+
+// The SHA-1 of what a sender streams, or nothing when it sends no digest.
+class SendDigest {
+ public:
+  explicit SendDigest(Digest d) : on_(d == Digest::kSha1) {}
+  void Update(std::string_view chunk) {
+    if (on_) h_.Update(chunk);
+  }
+  Status SendEnd(Transport& t) { return t.Send(kDataEnd, EncodeString(on_ ? DigestHex(h_) : "")); }
+
+ private:
+  bool on_;
+  Sha1Hasher h_;
+};
+
+}  // namespace
+
+Status SendBody(Transport& t, std::string_view data, Digest digest) {
+  SendDigest h(digest);
   while (!data.empty()) {
     size_t n = std::min(data.size(), kDataChunk);
     h.Update(data.substr(0, n));
     RETURN_IF_ERROR(t.Send(kData, data.substr(0, n)));
     data.remove_prefix(n);
   }
-  auto d = h.Finish();
-  return t.Send(kDataEnd, EncodeString(HexEncode(
-                              std::string_view(reinterpret_cast<const char*>(d.data()), d.size()))));
+  return h.SendEnd(t);
 }
 
 // One read buffer per thread: a fresh buffer per message file cost a memset each time. Left
@@ -109,8 +130,8 @@ std::span<char> ChunkBuffer() {
   return {buf.get(), kReadChunk};
 }
 
-Result<uint64_t> SendFileBody(Transport& t, ReadableFile& file) {
-  Sha1Hasher h;
+Result<uint64_t> SendFileBody(Transport& t, ReadableFile& file, Digest digest) {
+  SendDigest h(digest);
   const std::span<char> buf = ChunkBuffer();
   uint64_t off = 0;
   while (true) {
@@ -121,18 +142,11 @@ Result<uint64_t> SendFileBody(Transport& t, ReadableFile& file) {
     RETURN_IF_ERROR(t.Send(kData, chunk));
     off += n;
   }
-  auto d = h.Finish();
-  RETURN_IF_ERROR(t.Send(kDataEnd, EncodeString(HexEncode(std::string_view(
-                                       reinterpret_cast<const char*>(d.data()), d.size())))));
+  RETURN_IF_ERROR(h.SendEnd(t));
   return off;
 }
 
 namespace {
-
-std::string DigestHex(Sha1Hasher& h) {
-  auto d = h.Finish();
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
-}
 
 // Collects a body's plain bytes: straight from DATA frames, or patched from DELTA_DATA.
 class BodyReceiver {
@@ -154,14 +168,17 @@ class BodyReceiver {
     return Emit(out);
   }
 
-  Result<uint64_t> Finish(std::string_view want) {
+  // got: the SHA-1 of the bytes received.
+  Result<uint64_t> Finish(std::string_view want, DigestRule rule, std::string* got) {
     if (mode_ == Mode::kDelta) {
       std::string out;
       ASSIGN_OR_RETURN(bool done, patch_->Feed("", true, &out));
       if (!done) return CorruptionError("delta ended before the patch was complete");
       RETURN_IF_ERROR(Emit(out));
     }
-    if (want != DigestHex(hash_)) {
+    *got = DigestHex(hash_);
+    if (want.empty() && rule == DigestRule::kOptional && mode_ != Mode::kDelta) return total_;
+    if (want != *got) {
       return CorruptionError("body checksum mismatch after " + std::to_string(total_) + " bytes");
     }
     return total_;
@@ -196,15 +213,16 @@ class BodyReceiver {
 }  // namespace
 
 Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size, ReadableFile* basis,
-                             uint64_t basis_size, std::string* sha1_hex) {
+                             uint64_t basis_size, std::string* sha1_hex, DigestRule rule) {
   BodyReceiver rx(sink, max_size, basis, basis_size);
   while (true) {
     ASSIGN_OR_RETURN(Frame f, t.Receive());
     if (f.type == kError) return StatusFromError(f.payload);
     if (f.type == kDataEnd) {
       ASSIGN_OR_RETURN(std::string want, DecodeString(f.payload));
-      auto n = rx.Finish(want);
-      if (n.ok() && sha1_hex != nullptr) *sha1_hex = std::move(want);
+      std::string got;
+      auto n = rx.Finish(want, rule, &got);
+      if (n.ok() && sha1_hex != nullptr) *sha1_hex = std::move(got);
       return n;
     }
     if (f.type != kData && f.type != kDeltaData) {
@@ -238,10 +256,11 @@ Result<uint64_t> SendFileDelta(Transport& t, ReadableFile& file, std::string_vie
   return off;
 }
 
-Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size, std::string* sha1_hex) {
+Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size, std::string* sha1_hex,
+                                        DigestRule rule) {
   std::string out;
   StringSink sink(&out);
-  ASSIGN_OR_RETURN(uint64_t n, ReceiveBody(t, sink, max_size, nullptr, 0, sha1_hex));
+  ASSIGN_OR_RETURN(uint64_t n, ReceiveBody(t, sink, max_size, nullptr, 0, sha1_hex, rule));
   (void)n;
   return out;
 }

@@ -37,10 +37,15 @@ Status ExpectOk(Transport& t);
 // Sends an ERROR frame carrying status.
 void SendError(Transport& t, const Status& status);
 
+// What DATA_END carries. kNone (an empty digest) only where the receiver checks the bytes
+// by other means and accepts it (DigestRule::kOptional): the answers to MESSAGES_FETCH, whose
+// bodies the snapshot host checks against their GUIDs.
+enum class Digest { kSha1, kNone };
+
 // Streams data as DATA frames of at most kDataChunk bytes, then DATA_END with its SHA-1.
-Status SendBody(Transport& t, std::string_view data);
+Status SendBody(Transport& t, std::string_view data, Digest digest = Digest::kSha1);
 // Streams a file from offset 0 to its end the same way; returns the byte count sent.
-Result<uint64_t> SendFileBody(Transport& t, ReadableFile& file);
+Result<uint64_t> SendFileBody(Transport& t, ReadableFile& file, Digest digest = Digest::kSha1);
 
 // Streams a file as a librsync delta against signature (the peer's copy), as DELTA_DATA
 // frames, then DATA_END with the SHA-1 of the whole new file. Returns the file's byte count.
@@ -55,11 +60,16 @@ class BodySink {
 };
 // A body may instead arrive as DELTA_DATA* DATA_END when basis (the receiver's current copy,
 // basis_size bytes) is given: it is patched, and the SHA-1 is checked on the result.
-// sha1_hex, when given, receives the checked SHA-1 (lower-case hex) of the body.
+// sha1_hex, when given, receives the SHA-1 (lower-case hex) of the body as received.
+// kOptional: an empty digest in DATA_END is accepted (the caller checks the bytes itself); a
+// non-empty one is still checked.
+enum class DigestRule { kRequired, kOptional };
 Result<uint64_t> ReceiveBody(Transport& t, BodySink& sink, uint64_t max_size,
                              ReadableFile* basis = nullptr, uint64_t basis_size = 0,
-                             std::string* sha1_hex = nullptr);
+                             std::string* sha1_hex = nullptr,
+                             DigestRule rule = DigestRule::kRequired);
 Result<std::string> ReceiveBodyToString(Transport& t, uint64_t max_size,
-                                        std::string* sha1_hex = nullptr);
+                                        std::string* sha1_hex = nullptr,
+                                        DigestRule rule = DigestRule::kRequired);
 
 }  // namespace cyrsync::protocol

@@ -172,10 +172,11 @@ Status HandleMessagesFetch(Transport& t, Store& s, const Frame& f) {
     RETURN_IF_ERROR(item.status);
     RETURN_IF_ERROR(t.Send(protocol::kMessagePut,
                            protocol::Encode(protocol::MessagePut{uid, archived, 0})));
+    // No digest: the snapshot host checks each body against its GUID (protocol.md, version 2).
     if (item.large) {
-      RETURN_IF_ERROR(protocol::SendFileBody(t, *item.large).status());
+      RETURN_IF_ERROR(protocol::SendFileBody(t, *item.large, protocol::Digest::kNone).status());
     } else {
-      RETURN_IF_ERROR(protocol::SendBody(t, item.data));
+      RETURN_IF_ERROR(protocol::SendBody(t, item.data, protocol::Digest::kNone));
     }
   }
   return Status::Ok();

@@ -56,7 +56,7 @@ TEST_F(ReplicaSessionTest, HelloInstanceIdChangesWhenStateDirIsWiped) {
 TEST_F(ReplicaSessionTest, HelloWithOtherVersionIsRefused) {
   Peer& p = StartSession();
   protocol::Hello h;
-  h.version = 2;
+  h.version = protocol::kProtocolVersion - 1;  // an older client
   p.Send(protocol::kHello, protocol::Encode(h));
   auto f = p.Recv();
   ASSERT_TRUE(f.ok()) << f.status().ToString();
