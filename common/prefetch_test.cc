@@ -8,7 +8,7 @@ namespace cyrsync {
 namespace {
 
 class PrefetchTest : public ::testing::Test {
- protected:
+ public:
   std::string Make(const std::string& name, const std::string& data) {
     const std::string p = JoinPath(dir_.path(), name);
     EXPECT_TRUE(AtomicWriteFile(Env::Default(), p, data, {}).ok());
@@ -76,22 +76,33 @@ TEST_P(PrefetchModeTest, EveryWindowSizeDrainsTheWholeList) {
   }
 }
 
+// n files of nearly kMaxPrefetchBytes each, file i filled with 'a' + i % 26.
+std::vector<std::string> MakeBigFiles(PrefetchTest& t, int n) {
+  std::vector<std::string> paths;
+  for (int i = 0; i < n; ++i) {
+    paths.push_back(t.Make(std::to_string(i) + ".", std::string(Prefetcher::kMaxPrefetchBytes - 1,
+                                                               static_cast<char>('a' + i % 26))));
+  }
+  return paths;
+}
+
+void TakeBigFiles(Prefetcher& p, int n) {
+  const size_t big = Prefetcher::kMaxPrefetchBytes - 1;
+  for (int i = 0; i < n; ++i) {
+    Prefetcher::Item item = p.Take(i);
+    ASSERT_TRUE(item.status.ok()) << i;
+    ASSERT_EQ(item.data.size(), big) << i;
+    EXPECT_EQ(item.data[big / 2], static_cast<char>('a' + i % 26)) << i;
+  }
+}
+
 // Files near kMaxPrefetchBytes fill the byte budget long before the window: readers stopped by
 // it must be woken as the consumer takes files (a missed wake-up would hang here).
 TEST_P(PrefetchModeTest, TheByteBudgetStopsAndRestartsTheReaders) {
-  std::vector<std::string> paths;
-  const size_t big = Prefetcher::kMaxPrefetchBytes - 1;
-  for (int i = 0; i < 40; ++i) {
-    paths.push_back(Make(std::to_string(i) + ".", std::string(big, static_cast<char>('a' + i % 26))));
-  }
+  const std::vector<std::string> paths = MakeBigFiles(*this, 40);
   for (size_t run : {1, 5, 64}) {
     Prefetcher p(Env::Default(), paths, 4, 64, GetParam(), run);
-    for (int i = 0; i < 40; ++i) {
-      Prefetcher::Item item = p.Take(i);
-      ASSERT_TRUE(item.status.ok()) << i;
-      ASSERT_EQ(item.data.size(), big) << i;
-      EXPECT_EQ(item.data[big / 2], static_cast<char>('a' + i % 26)) << i;
-    }
+    TakeBigFiles(p, 40);
   }
 }
 
@@ -99,18 +110,8 @@ TEST_P(PrefetchModeTest, TheByteBudgetStopsAndRestartsTheReaders) {
 // is spent, and must be woken when the consumer reaches its next file, even if the budget is
 // still spent by files further on (a missed wake-up would hang here).
 TEST_P(PrefetchModeTest, ALongRunOfLargeFilesWaitsForTheConsumer) {
-  std::vector<std::string> paths;
-  const size_t big = Prefetcher::kMaxPrefetchBytes - 1;
-  for (int i = 0; i < 24; ++i) {
-    paths.push_back(Make(std::to_string(i) + ".", std::string(big, static_cast<char>('a' + i % 26))));
-  }
-  Prefetcher p(Env::Default(), paths, 2, 64, GetParam(), 12);
-  for (int i = 0; i < 24; ++i) {
-    Prefetcher::Item item = p.Take(i);
-    ASSERT_TRUE(item.status.ok()) << i;
-    ASSERT_EQ(item.data.size(), big) << i;
-    EXPECT_EQ(item.data[big / 2], static_cast<char>('a' + i % 26)) << i;
-  }
+  Prefetcher p(Env::Default(), MakeBigFiles(*this, 24), 2, 64, GetParam(), 12);
+  TakeBigFiles(p, 24);
 }
 
 TEST_P(PrefetchModeTest, StoppingEarlyJoinsTheReaders) {
