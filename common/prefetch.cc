@@ -46,7 +46,9 @@ Prefetcher::Prefetcher(Env* env, std::vector<std::string> paths, int threads, si
     : env_(env), paths_(std::move(paths)), window_(std::max<size_t>(window, 1)),
       run_(std::clamp<size_t>(run, 1, std::min<size_t>(window_, kMaxRun))), slots_(paths_.size()),
       charged_(paths_.size(), 0) {
-  const size_t n = std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), paths_.size());
+  // No more readers than runs: a folder with a few new messages needs one.
+  const size_t runs = (paths_.size() + run_ - 1) / run_;
+  const size_t n = std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), runs);
   for (size_t i = 0; i < n && batch_reads; ++i) {
     rings_.push_back(ReadRing::Create(static_cast<unsigned>(run_)));  // a batch is in a run
     if (rings_.back()) batching_ = true;
