@@ -27,7 +27,6 @@ Guid GuidFromHex(std::string_view hex) {
   return g;
 }
 
-
 // What the previous run saw: per folder its name and cyrus.* stat tuples, per user file its tuple.
 struct SeenState {
   struct FolderSeen {

@@ -10,9 +10,11 @@
 #include <cstring>
 #include <vector>
 
+#include "common/hash.h"
+
 namespace cyrsync::snapshot {
 
-using Guid = std::array<uint8_t, 20>;
+using Guid = Sha1Digest;  // a message GUID is the SHA-1 of its file
 
 class GuidSet {
  public:
