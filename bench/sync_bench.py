@@ -811,6 +811,27 @@ class Bench:
                self.rsync_dst + "/"]
         return self.record(phase, "rsync -a", cache, run_measured(cmd, timeout=self.a.timeout))
 
+    def seed_floor(self, caches, files):
+        """The bare parallel copy (bench/copy_floor.cc): what any copier needs at least on this
+        host, without temp names, ownership, durability or a network."""
+        if not os.path.exists(self.a.copy_floor):
+            self.results["not_measured"]["copy floor"] = f"{self.a.copy_floor} missing"
+            return
+        for cache in caches:
+            self.replica_no += 1
+            dst = os.path.join(self.work, f"floor{self.replica_no}")
+            timed_sync()
+            if cache == "cold":
+                drop_caches()
+            else:
+                os.sync()
+            cmd = [self.a.copy_floor, self.master.confdir, self.master.spool,
+                   self.master.sievedir, dst]
+            res = run_measured(cmd, timeout=self.a.timeout)
+            row = self.record("seed", "copy floor", cache, res,
+                              extra={"floor": res["out"].strip()[-300:]})
+            self.seed_extra(row, files)
+
     def run_sync_client(self, phase, cache):
         if cache == "cold":
             drop_caches()
@@ -857,6 +878,7 @@ class Bench:
             timed_sync()
             row = self.run_rsync("seed", cache)
             self.seed_extra(row, files)
+        self.seed_floor(caches, files)
         if not self.a.skip_sync_client:
             for cache in caches:
                 self.syncserver_replica_reset()
@@ -1005,6 +1027,12 @@ class Bench:
                 add(f"initial seed ({cache}, {tool})", self.find("seed", tool, cache),
                     self.find("seed", "rsync -a", cache), "files_per_s",
                     TARGETS["seed_files_per_s_vs_rsync"])
+            floor_note = self.results["not_measured"].get("copy floor", "")
+            add(f"initial seed ({cache}, cyrsync) vs the bare copy", self.find("seed", "cyrsync", cache),
+                self.find("seed", "copy floor", cache), "files_per_s", note=floor_note)
+            add(f"initial seed ({cache}): the bare copy vs rsync (most any copier reaches here)",
+                self.find("seed", "copy floor", cache), self.find("seed", "rsync -a", cache),
+                "files_per_s", note=floor_note)
             add(f"initial seed ({cache}) vs sync_client", self.find("seed", "cyrsync", cache),
                 self.find("seed", "sync_client -A", cache), "files_per_s",
                 note=self.results["not_measured"].get("sync_client", ""))
@@ -1165,6 +1193,7 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies --messages and --folders")
     ap.add_argument("--workdir", default="/tmp/csbench", help="keep it short: unix socket paths")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "cyrsync"))
+    ap.add_argument("--copy-floor", help="bench/copy_floor.cc's binary (default: beside --binary)")
     ap.add_argument("--json", help="write all results as JSON here")
     ap.add_argument("--templates", type=int, default=200, help="real seed messages via LMTP")
     ap.add_argument("--seed", type=int, default=1)
@@ -1184,6 +1213,8 @@ def main():
     args = ap.parse_args()
     args.n_messages = max(1, int(round(args.messages * args.scale)))
     args.n_folders = max(1, int(round(args.folders * args.scale)))
+    args.copy_floor = args.copy_floor or os.path.join(os.path.dirname(args.binary),
+                                                      "cyrsync_copy_floor")
     args.caches = [c for c in args.caches.split(",") if c]
     args.seed_caches = [c for c in (args.seed_caches or ",".join(args.caches)).split(",") if c]
     cl.require_environment()
