@@ -288,6 +288,13 @@ Result<PassStats> Syncer::RunPass() {
   // The replica checks and sends its manifest while this side reads mailboxes.db and stats the
   // folders: the two halves of an unchanged pass overlap.
   auto manifest = std::async(std::launch::async, [&] { return FetchManifest(*primary); });
+  // --full -A also walks this side for directories mailboxes.db does not list. The walk needs
+  // nothing from the pass, so it starts now: with a cold cache its directory reads overlap the
+  // stats below and no longer compete with the replica's listings during the folder checks.
+  std::future<WalkStats> walked;
+  if (opts_.full && opts_.all) {
+    walked = std::async(std::launch::async, [&] { return WalkSpool(env_, conf_); });
+  }
   auto mailboxes = mailboxes_.Get(env_, conf_);
   phase("mailboxes");
   FolderContext ctx{env_, &conf_, cyrus::SpoolOwner(env_, conf_), opts_.racy_window_ns, log_.get(),
@@ -315,13 +322,6 @@ Result<PassStats> Syncer::RunPass() {
   stats.folders = plan.guard.source_folders;
   stats.folders_missing = plan.guard.source_missing;
 
-  // --full -A also walks this side for directories mailboxes.db does not list; that walk runs
-  // while the replica checks its folders.
-  std::future<size_t> unlisted;
-  if (opts_.full && opts_.all) {
-    unlisted = std::async(std::launch::async,
-                          [&] { return ReportUnlistedFolders(env_, conf_, plan.folders, *log_); });
-  }
   if (!plan.work.empty()) {
     // The first connection sat idle while the workers copied (a long seed outlasts the
     // daemon's idle timeout): the rest of the pass uses a fresh one.
@@ -355,7 +355,9 @@ Result<PassStats> Syncer::RunPass() {
     RETURN_IF_ERROR(protocol::ExpectOk(*primary));
   }
   phase("pass_done");
-  if (unlisted.valid()) stats.folders_unlisted = unlisted.get();
+  if (walked.valid()) {
+    stats.folders_unlisted = ReportUnlistedFolders(conf_, walked.get(), plan.folders, *log_);
+  }
   primary->Close();
   return stats;
 }

@@ -40,7 +40,7 @@ WalkStats WalkSpool(Env* env, const cyrus::ImapdConf& conf) {
   return s;
 }
 
-uint64_t ReportUnlistedFolders(Env* env, const cyrus::ImapdConf& conf,
+uint64_t ReportUnlistedFolders(const cyrus::ImapdConf& conf, const WalkStats& walked,
                                const std::vector<const cyrus::MailboxEntry*>& listed,
                                spdlog::logger& log) {
   std::set<std::string> known;
@@ -48,9 +48,8 @@ uint64_t ReportUnlistedFolders(Env* env, const cyrus::ImapdConf& conf,
     auto h = cyrus::Resolve(conf, DescribeFolder(conf, *mb).header);
     if (h.ok()) known.insert(Dirname(*h));
   }
-  WalkStats s = WalkSpool(env, conf);
   uint64_t unlisted = 0;
-  for (const auto& d : s.folder_dirs) {
+  for (const auto& d : walked.folder_dirs) {
     if (known.count(d)) continue;
     ++unlisted;
     log.warn("folder on disk not listed in mailboxes.db dir={}", d);

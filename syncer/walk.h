@@ -23,8 +23,8 @@ struct WalkStats {
 // Walks every partition and metapartition root of conf.
 WalkStats WalkSpool(Env* env, const cyrus::ImapdConf& conf);
 
-// Logs every folder directory on disk that no listed folder owns; returns their count.
-uint64_t ReportUnlistedFolders(Env* env, const cyrus::ImapdConf& conf,
+// Logs every folder directory the walk found that no listed folder owns; returns their count.
+uint64_t ReportUnlistedFolders(const cyrus::ImapdConf& conf, const WalkStats& walked,
                                const std::vector<const cyrus::MailboxEntry*>& listed,
                                spdlog::logger& log);
 
