@@ -371,7 +371,9 @@ class SnapBench:
         t2 = time.monotonic()
         done = used = 0
         per_folder = {}
-        ctx = multiprocessing.get_context("fork")
+        # forkserver: a child forked from this process after its IMAP threads ran could
+        # inherit a lock one of them held and hang (seen once); forkserver children start clean
+        ctx = multiprocessing.get_context("forkserver")
         # gen_folder returns (n, bytes); map() keeps the order so bytes can be attributed
         with ctx.Pool(os.cpu_count(), initializer=sb._gen_init,
                       initargs=(templates, owner)) as pool:

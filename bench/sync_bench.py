@@ -625,7 +625,9 @@ class Bench:
         owner = (pwd.getpwnam(cl.CYRUS_USER).pw_uid, grp.getgrnam(cl.CYRUS_GROUP).gr_gid)
         t2 = time.monotonic()
         done = used = 0
-        ctx = multiprocessing.get_context("fork")
+        # forkserver: a child forked from this process after its IMAP threads ran could
+        # inherit a lock one of them held and hang (seen once); forkserver children start clean
+        ctx = multiprocessing.get_context("forkserver")
         with ctx.Pool(os.cpu_count(), initializer=_gen_init, initargs=(templates, owner)) as pool:
             for n, u in pool.imap_unordered(gen_folder, tasks, chunksize=8):
                 done += n

@@ -20,7 +20,7 @@ using protocol::Frame;
 using protocol::Transport;
 using protocol::WirePath;
 using Loc = std::pair<uint32_t, bool>;  // uid, archived
-using Guid = std::array<uint8_t, 20>;
+using Guid = Sha1Digest;  // a message GUID: the SHA-1 of its file (common/hash.h)
 // The messages an index names, sorted by location with one entry each (see SortLive). Vectors,
 // not maps: a --full pass checks every message of every folder, and a node per message was a
 // third of the daemon's time there.
