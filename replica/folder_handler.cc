@@ -183,17 +183,17 @@ Status ListMessages(const Store& s, const std::string& dir, bool archived, LocLi
 // exactly what was installed (and the folder did not move), else a readdir of its directories.
 Status FindPresent(Store& s, Incoming& in) {
   const StoredEntry* old_index = FindEntry(in.old_entries, "cyrus.index");
-  bool trusted = !in.fb.full && !in.moved && in.occupant.empty() && old_index &&
-                 s.StillInstalled(*old_index);
-  if (trusted) {
-    ASSIGN_OR_RETURN(std::string abs, s.Resolve(old_index->entry.path));
-    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(s.env(), abs));
+  std::optional<std::string> index_abs;
+  if (!in.fb.full && !in.moved && in.occupant.empty() && old_index) {
+    index_abs = s.InstalledPath(*old_index);
+  }
+  if (index_abs) {
+    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(s.env(), *index_abs));
     LiveList old_live;
-    if (AddLive(bytes, abs, in.split(), &old_live).ok()) {
+    if (AddLive(bytes, *index_abs, in.split(), &old_live).ok()) {
       const StoredEntry* old_exp = FindEntry(in.old_entries, "cyrus.expunge");
-      if (old_exp && s.StillInstalled(*old_exp)) {
-        auto eabs = s.Resolve(old_exp->entry.path);
-        auto ebytes = eabs.ok() ? ReadFileToString(s.env(), *eabs) : Result<std::string>("");
+      if (auto eabs = old_exp ? s.InstalledPath(*old_exp) : std::nullopt) {
+        auto ebytes = ReadFileToString(s.env(), *eabs);
         if (ebytes.ok()) (void)AddLive(*ebytes, *eabs, in.split(), &old_live);
       }
       for (const auto& [loc, guid] : old_live) in.present.push_back(loc);
@@ -257,11 +257,11 @@ Status ComputeMissing(Store& s, Incoming& in) {
   if (in.meta.empty()) {
     // Check only: the installed index is the source's current one.
     const StoredEntry* idx = FindEntry(in.old_entries, "cyrus.index");
-    if (!idx || !s.StillInstalled(*idx)) {
+    auto abs = idx ? s.InstalledPath(*idx) : std::nullopt;
+    if (!abs) {
       return NotFoundError("folder " + in.fb.folder_key + " has no installed index to check");
     }
-    ASSIGN_OR_RETURN(std::string abs, s.Resolve(idx->entry.path));
-    ASSIGN_OR_RETURN(in.index_bytes, ReadFileToString(s.env(), abs));
+    ASSIGN_OR_RETURN(in.index_bytes, ReadFileToString(s.env(), *abs));
   }
   RETURN_IF_ERROR(AddLive(in.index_bytes, in.fb.intname + " cyrus.index", in.split(), &in.live));
   RETURN_IF_ERROR(

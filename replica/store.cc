@@ -419,14 +419,15 @@ Result<protocol::StatTuple> Store::LocalStat(const std::string& abs) const {
   return ToTuple(st);
 }
 
-bool Store::StillInstalled(const StoredEntry& e) const {
+std::optional<std::string> Store::InstalledPath(const StoredEntry& e) const {
   // The path was checked when it was installed; a changed or replaced ancestor shows in the
   // file's own stat tuple, so one lstat suffices (this runs for every entry on every pass).
   auto root = conf_.RootDir(e.entry.path.root);
-  if (!root.ok() || !CheckRel(e.entry.path.rel).ok()) return false;
-  auto abs = Result<std::string>(JoinPath(*root, e.entry.path.rel));
-  auto st = LocalStat(*abs);
-  return st.ok() && *st == e.local;
+  if (!root.ok() || !CheckRel(e.entry.path.rel).ok()) return std::nullopt;
+  std::string abs = JoinPath(*root, e.entry.path.rel);
+  auto st = LocalStat(abs);
+  if (!st.ok() || !(*st == e.local)) return std::nullopt;
+  return abs;
 }
 
 namespace {
@@ -509,9 +510,8 @@ std::vector<char> Store::StillInstalled(std::span<const StoredEntry> entries, in
 Store::Installed Store::OpenInstalled(const protocol::WirePath& path) {
   auto e = manifest_->Get(path);
   if (!e.ok() || !*e || (*e)->entry.kind == protocol::EntryKind::kSymlink) return {};
-  if (!StillInstalled(**e)) return {};
-  auto abs = Resolve(path);
-  if (!abs.ok()) return {};
+  auto abs = InstalledPath(**e);
+  if (!abs) return {};
   auto f = env_->OpenRead(*abs);
   if (!f.ok()) return {};
   return {std::move(*f), (*e)->local.size};

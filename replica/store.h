@@ -11,6 +11,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -138,7 +139,11 @@ class Store {
   // The replica copy's stat tuple (lstat).
   Result<protocol::StatTuple> LocalStat(const std::string& abs) const;
   // True when the manifest entry's local copy is still exactly what was installed.
-  bool StillInstalled(const StoredEntry& e) const;
+  bool StillInstalled(const StoredEntry& e) const { return InstalledPath(e).has_value(); }
+  // The absolute path of that copy when it is still exactly what was installed, else nullopt.
+  // Its path was resolved when it was installed; a replaced ancestor since shows in the file's
+  // own stat tuple, so the path needs no second Resolve to be read.
+  std::optional<std::string> InstalledPath(const StoredEntry& e) const;
   // StillInstalled for many entries (1 = still installed), on up to `threads` threads; entries of
   // one directory that are next to each other (the manifest's path order) share one path walk.
   // With the change watch, each entry's directory is watched (Arm) before its stat, so that
