@@ -174,7 +174,8 @@ int main(int argc, char** argv) {
   }
   for (auto& th : pool) th.join();
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("copy_floor threads=%d files=%llu dirs=%llu bytes=%llu errors=%llu wall=%.3f cpu=%.3f\n",
+  std::printf("copy_floor threads=%d files=%llu dirs=%llu bytes=%llu errors=%llu wall=%.3f "
+              "cpu=%.3f\n",
               threads, static_cast<unsigned long long>(totals.files.load()),
               static_cast<unsigned long long>(totals.dirs.load()),
               static_cast<unsigned long long>(totals.bytes.load()),

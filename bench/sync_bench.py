@@ -1030,8 +1030,9 @@ class Bench:
                     self.find("seed", "rsync -a", cache), "files_per_s",
                     TARGETS["seed_files_per_s_vs_rsync"])
             floor_note = self.results["not_measured"].get("copy floor", "")
-            add(f"initial seed ({cache}, cyrsync) vs the bare copy", self.find("seed", "cyrsync", cache),
-                self.find("seed", "copy floor", cache), "files_per_s", note=floor_note)
+            add(f"initial seed ({cache}, cyrsync) vs the bare copy",
+                self.find("seed", "cyrsync", cache), self.find("seed", "copy floor", cache),
+                "files_per_s", note=floor_note)
             add(f"initial seed ({cache}): the bare copy vs rsync (most any copier reaches here)",
                 self.find("seed", "copy floor", cache), self.find("seed", "rsync -a", cache),
                 "files_per_s", note=floor_note)
