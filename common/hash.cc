@@ -54,9 +54,10 @@ std::string HexEncode(std::string_view bytes) {
   return out;
 }
 
-std::string Sha1Hex(std::string_view data) {
-  auto d = Sha1(data);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+std::string HexEncode(const Sha1Digest& digest) {
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
 }
+
+std::string Sha1Hex(std::string_view data) { return HexEncode(Sha1(data)); }
 
 }  // namespace cyrsync

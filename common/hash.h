@@ -13,6 +13,8 @@ uint32_t Crc32(std::string_view data, uint32_t seed = 0);
 using Sha1Digest = std::array<uint8_t, 20>;
 Sha1Digest Sha1(std::string_view data);
 std::string HexEncode(std::string_view bytes);
+// A digest as 40 lower-case hex digits.
+std::string HexEncode(const Sha1Digest& digest);
 std::string Sha1Hex(std::string_view data);
 
 // Incremental SHA-1 for streamed data.

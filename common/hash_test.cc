@@ -23,6 +23,7 @@ TEST(HashTest, Sha1KnownAnswers) {
   auto d = h.Finish();
   EXPECT_EQ(HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size())),
             "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(HexEncode(d), "a9993e364706816aba3e25717850c26c9cd0d89d");
 }
 
 }  // namespace

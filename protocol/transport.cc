@@ -87,11 +87,6 @@ void SendError(Transport& t, const Status& status) { (void)t.Send(kError, Encode
 
 namespace {
 
-std::string DigestHex(Sha1Hasher& h) {
-  auto d = h.Finish();
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
-}
-
 // The SHA-1 of what a sender streams, or nothing when it sends no digest.
 class SendDigest {
  public:
@@ -99,7 +94,9 @@ class SendDigest {
   void Update(std::string_view chunk) {
     if (on_) h_.Update(chunk);
   }
-  Status SendEnd(Transport& t) { return t.Send(kDataEnd, EncodeString(on_ ? DigestHex(h_) : "")); }
+  Status SendEnd(Transport& t) {
+    return t.Send(kDataEnd, EncodeString(on_ ? HexEncode(h_.Finish()) : ""));
+  }
 
  private:
   bool on_;
@@ -176,7 +173,7 @@ class BodyReceiver {
       if (!done) return CorruptionError("delta ended before the patch was complete");
       RETURN_IF_ERROR(Emit(out));
     }
-    *got = DigestHex(hash_);
+    *got = HexEncode(hash_.Finish());
     if (want.empty() && rule == DigestRule::kOptional && mode_ != Mode::kDelta) return total_;
     if (want != *got) {
       return CorruptionError("body checksum mismatch after " + std::to_string(total_) + " bytes");
@@ -252,7 +249,7 @@ Result<uint64_t> SendFileDelta(Transport& t, ReadableFile& file, std::string_vie
     }
     if (n == 0 && !done) return InternalError("rsync delta did not finish");
   }
-  RETURN_IF_ERROR(t.Send(kDataEnd, EncodeString(DigestHex(h))));
+  RETURN_IF_ERROR(t.Send(kDataEnd, EncodeString(HexEncode(h.Finish()))));
   return off;
 }
 

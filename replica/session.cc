@@ -99,8 +99,7 @@ Status FileSink::Finish() {
   return f_->Close();  // durable through Store::InstallTogether's syncfs
 }
 std::string FileSink::Sha1HexDigest() {
-  auto d = hash_.Finish();
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+  return HexEncode(hash_.Finish());
 }
 
 Status ServeSession(Transport& t, Store& store) {

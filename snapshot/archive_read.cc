@@ -112,9 +112,7 @@ Status MemberCollector::OnData(std::string_view chunk) {
 
 Status MemberCollector::OnEntryEnd() {
   if (!hasher_) return Status::Ok();
-  Sha1Digest d = hasher_->Finish();
-  pending_.back().entry.sha1 =
-      HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+  pending_.back().entry.sha1 = HexEncode(hasher_->Finish());
   hasher_.reset();
   return Status::Ok();
 }
