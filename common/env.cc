@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+
 namespace cyrsync {
 
 std::vector<Result<FileStat>> Env::StatInDir(const std::string& dir,
@@ -31,6 +33,15 @@ Status Env::ScanDir(const std::string& path,
   ASSIGN_OR_RETURN(auto entries, ListDir(path));
   for (const auto& e : entries) fn(e.name, e.type);
   return Status::Ok();
+}
+
+Status Env::ScanDirBeneath(const std::string& root, std::string_view rel,
+                           const std::function<void(std::string_view, EntryType)>& fn) {
+  ASSIGN_OR_RETURN(FileStat st, StatBeneath(root, rel));
+  const std::string path = JoinPath(root, rel);
+  if (st.IsSymlink()) return InvalidArgumentError("path through a symlink refused: " + path);
+  if (!st.IsDir()) return PosixError("opendir " + path, ENOTDIR);
+  return ScanDir(path, fn);
 }
 
 bool FileStat::IsDir() const { return S_ISDIR(mode); }

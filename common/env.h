@@ -102,6 +102,12 @@ class Env {
   // the call only). For walks over a million-file spool. The default calls ListDir.
   virtual Status ScanDir(const std::string& path,
                          const std::function<void(std::string_view, EntryType)>& fn);
+  // ScanDir of root/rel, where no component of rel may be a symlink (kInvalidArgument naming
+  // the first one that is, as StatBeneath). A missing directory is kNotFound. PosixEnv opens the
+  // directory in one openat2(2) (RESOLVE_NO_SYMLINKS) and reads that descriptor: one path walk
+  // instead of StatBeneath's and opendir's. The default calls StatBeneath, then ScanDir.
+  virtual Status ScanDirBeneath(const std::string& root, std::string_view rel,
+                                const std::function<void(std::string_view, EntryType)>& fn);
   virtual Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;
   // Creates or truncates path for writing with the given mode.
   virtual Result<std::unique_ptr<WritableFile>> NewWritable(const std::string& path,

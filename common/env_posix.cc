@@ -234,6 +234,12 @@ class PosixEnv final : public Env {
                  const std::function<void(std::string_view, EntryType)>& fn) override {
     DIR* d = ::opendir(path.c_str());
     if (d == nullptr) return PosixError("opendir " + path, errno);
+    return ReadDirStream(d, path, fn);
+  }
+
+  // Reads the open directory d (at path) to its end and closes it.
+  Status ReadDirStream(DIR* d, const std::string& path,
+                       const std::function<void(std::string_view, EntryType)>& fn) {
     errno = 0;
     while (struct dirent* de = ::readdir(d)) {
       std::string_view name = de->d_name;
@@ -244,6 +250,34 @@ class PosixEnv final : public Env {
     ::closedir(d);
     if (err != 0) return PosixError("readdir " + path, err);
     return Status::Ok();
+  }
+
+  Status ScanDirBeneath(const std::string& root, std::string_view rel,
+                        const std::function<void(std::string_view, EntryType)>& fn) override {
+    if (!openat2_works_.load(std::memory_order_relaxed)) return Env::ScanDirBeneath(root, rel, fn);
+    struct open_how how {};
+    how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
+    int dir = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return Env::ScanDirBeneath(root, rel, fn);
+    const std::string r(rel);
+    long fd = ::syscall(SYS_openat2, dir, r.c_str(), &how, sizeof how);
+    const int err = fd < 0 ? errno : 0;
+    ::close(dir);
+    if (fd < 0) {
+      if (err == ENOSYS || err == EPERM) openat2_works_ = false;
+      // ENOENT: absent. Anything else (a symlink on the way, not a directory): the default names
+      // the culprit as StatBeneath does.
+      if (err == ENOENT) return PosixError("opendir " + JoinPath(root, rel), err);
+      return Env::ScanDirBeneath(root, rel, fn);
+    }
+    DIR* d = ::fdopendir(static_cast<int>(fd));
+    if (d == nullptr) {
+      const int ferr = errno;
+      ::close(static_cast<int>(fd));
+      return PosixError("opendir " + JoinPath(root, rel), ferr);
+    }
+    return ReadDirStream(d, JoinPath(root, rel), fn);
   }
 
   // O_NOATIME: a sync or a backup reading a spool must not dirty every inode it reads (relatime

@@ -34,6 +34,12 @@ bool LocLess(const std::pair<Loc, Guid>& a, const std::pair<Loc, Guid>& b) {
 // Sorts by location; of two entries for one location the later one wins (cyrus.expunge is read
 // after cyrus.index).
 void SortLive(LiveList* v) {
+  // An index lists its records in uid order: usually nothing to do.
+  if (std::adjacent_find(v->begin(), v->end(), [](const auto& a, const auto& b) {
+        return !(a.first < b.first);
+      }) == v->end()) {
+    return;
+  }
   std::stable_sort(v->begin(), v->end(), LocLess);
   size_t w = 0;
   for (size_t i = 0; i < v->size(); ++i) {
@@ -57,6 +63,18 @@ void SortLocs(LocList* v) {
 }
 
 bool HasLoc(const LocList& v, Loc loc) { return std::binary_search(v.begin(), v.end(), loc); }
+
+MessageDigest DigestOf(const LocList& locs) {
+  MessageDigest d = MessageDigest::Empty();
+  for (const auto& [uid, archived] : locs) d.Add(uid, archived);
+  return d;
+}
+
+MessageDigest DigestOf(const LiveList& live) {
+  MessageDigest d = MessageDigest::Empty();
+  for (const auto& [loc, guid] : live) d.Add(loc.first, loc.second);
+  return d;
+}
 
 // Tees a body into a staged file and, for cyrus.index/cyrus.expunge, into memory.
 class TeeSink final : public protocol::BodySink {
@@ -160,11 +178,14 @@ const StoredEntry* FindEntry(const std::vector<StoredEntry>& v, std::string_view
   return nullptr;
 }
 
-// The message files of dir; also removes hidden temp files an earlier daemon process left there
-// (after a power loss its staging note may be lost).
-Status ListMessages(const Store& s, const std::string& dir, bool archived, LocList* out) {
+// Collects the message files of one directory as readdir names them, and the hidden temp files
+// an earlier daemon process left there (after a power loss its staging note may be lost).
+struct MessageLister {
+  const Store& s;
+  bool archived;
+  LocList* out;
   std::vector<std::string> stale;
-  Status st = s.env()->ScanDir(dir, [&](std::string_view name, EntryType type) {
+  void operator()(std::string_view name, EntryType type) {
     if (type != EntryType::kFile) return;
     if (cyrus::IsMessageFileName(name)) {
       uint32_t uid = 0;
@@ -173,9 +194,30 @@ Status ListMessages(const Store& s, const std::string& dir, bool archived, LocLi
     } else if (s.IsStaleStageName(name)) {
       stale.emplace_back(name);
     }
-  });
+  }
+  void RemoveStale(const std::string& dir) {
+    for (const auto& name : stale) (void)s.env()->Remove(JoinPath(dir, name));
+  }
+};
+
+// The message files of dir (absent: none); removes the stale temp files there.
+Status ListMessages(const Store& s, const std::string& dir, bool archived, LocList* out) {
+  MessageLister lister{s, archived, out, {}};
+  Status st = s.env()->ScanDir(dir, std::ref(lister));
   if (!st.ok()) return st.code() == Code::kNotFound ? Status::Ok() : st;
-  for (const auto& name : stale) (void)s.env()->Remove(JoinPath(dir, name));
+  lister.RemoveStale(dir);
+  return Status::Ok();
+}
+
+// ListMessages of a peer-named directory, checked as Resolve checks it, in one path walk.
+Status ListPeerMessages(const Store& s, const WirePath& dir, bool archived, LocList* out) {
+  MessageLister lister{s, archived, out, {}};
+  Status st = s.ScanPeerDir(dir, std::ref(lister));
+  if (!st.ok()) return st.code() == Code::kNotFound ? Status::Ok() : st;
+  if (!lister.stale.empty()) {
+    ASSIGN_OR_RETURN(std::string abs, s.Resolve(dir, Store::Target::kDir));
+    lister.RemoveStale(abs);
+  }
   return Status::Ok();
 }
 
@@ -451,7 +493,11 @@ Status RecordFolder(Store& s, Incoming& in) {
       }
     }
   }
-  FolderRow row{in.fb.folder_key, in.fb.owner, in.fb.intname, in.fb.data_dir, in.fb.archive_dir};
+  FolderRow row{in.fb.folder_key, in.fb.owner, in.fb.intname, in.fb.data_dir, in.fb.archive_dir,
+                {}};
+  if (!in.index_bytes.empty()) {
+    row.messages = DigestOf(in.live);
+  }
   return s.manifest().Apply(ups, removed, row);
 }
 
@@ -519,20 +565,64 @@ Status LoadIncoming(Store& s, Incoming& in) {
   return Status::Ok();
 }
 
-// An unchanged folder (--full) is whole when its installed index is still what was installed,
-// nothing else occupies or left its directory, and every message that index names is there.
-// Directories outside the roots are an error (a hostile or broken peer), as in FOLDER_BEGIN.
+// True when every location of `want` is in `have` (both sorted).
+bool Covers(const LocList& have, const LiveList& want) {
+  auto h = have.begin();
+  for (const auto& [loc, guid] : want) {
+    while (h != have.end() && *h < loc) ++h;
+    if (h == have.end() || *h != loc) return false;
+  }
+  return true;
+}
+
+// The messages the folder's installed index (with its cyrus.expunge) names, when the manifest
+// still trusts that index and it parses.
+std::optional<LiveList> InstalledLive(Store& s, const std::string& folder_key, bool split) {
+  auto entries = s.manifest().FolderEntries(folder_key);
+  if (!entries.ok()) return std::nullopt;
+  const StoredEntry* idx = FindEntry(*entries, "cyrus.index");
+  auto bytes = idx ? s.ReadInstalled(*idx) : std::nullopt;
+  LiveList live;
+  if (!bytes || !AddLive(*bytes, folder_key + " cyrus.index", split, &live).ok()) {
+    return std::nullopt;
+  }
+  const StoredEntry* exp = FindEntry(*entries, "cyrus.expunge");
+  if (auto ebytes = exp ? s.ReadInstalled(*exp) : std::nullopt) {
+    if (!AddLive(*ebytes, folder_key + " cyrus.expunge", split, &live).ok()) return std::nullopt;
+  }
+  SortLive(&live);
+  return live;
+}
+
+// An unchanged folder (--full) is whole when nothing else occupies or left its directory and
+// every message its installed index names is there. Directories outside the roots are an error
+// (a hostile or broken peer), as in FOLDER_BEGIN. This runs for every folder of a --full pass:
+// a listing per directory and one manifest lookup, whose message digest usually equals the
+// listing's; only when it does not is the installed index read.
 Result<bool> CheckedWhole(Store& s, const protocol::CheckedFolder& c) {
-  Incoming in;
-  in.fb.folder_key = c.folder_key;
-  in.fb.intname = c.folder_key;
-  in.fb.data_dir = c.data_dir;
-  in.fb.archive_dir = c.archive_dir;
-  in.fb.full = true;
-  Status loaded = LoadIncoming(s, in);
-  if (loaded.code() == Code::kInvalidArgument) return loaded;
-  if (!loaded.ok() || !in.old_row || in.moved || !in.occupant.empty()) return false;
-  return ComputeMissing(s, in).ok() && in.need.empty();
+  ASSIGN_OR_RETURN(std::string data_abs, s.PeerPath(c.data_dir));
+  ASSIGN_OR_RETURN(std::string archive_abs, s.PeerPath(c.archive_dir));
+  const bool split = archive_abs != data_abs;
+  LocList present;
+  Status listed = ListPeerMessages(s, c.data_dir, false, &present);
+  if (listed.ok() && split) listed = ListPeerMessages(s, c.archive_dir, true, &present);
+  if (listed.code() == Code::kInvalidArgument) return listed;
+  if (!listed.ok()) return false;
+  auto row = s.manifest().FolderAtDir(c.data_dir);
+  if (!row.ok() || !*row || (*row)->folder_key != c.folder_key ||
+      !((*row)->archive_dir == c.archive_dir)) {
+    return false;  // nothing recorded here, another folder's directory, or a moved folder
+  }
+  if ((*row)->messages.known() && (*row)->messages == DigestOf(present)) return true;
+  auto live = InstalledLive(s, c.folder_key, split);
+  if (!live) return false;
+  // A folder recorded before its row had a digest gets it now, from the index it was checked
+  // against, so that its next check needs no read of the index.
+  if (!(*row)->messages.known()) {
+    (void)s.manifest().SetMessagesIfUnknown(c.folder_key, DigestOf(*live));
+  }
+  SortLocs(&present);
+  return Covers(present, *live);
 }
 
 }  // namespace

@@ -27,11 +27,12 @@ CREATE INDEX IF NOT EXISTS entries_folder ON entries(folder_key);
 CREATE TABLE IF NOT EXISTS folders(
   folder_key TEXT PRIMARY KEY, owner TEXT NOT NULL, intname TEXT NOT NULL,
   data_root TEXT NOT NULL, data_rel TEXT NOT NULL,
-  archive_root TEXT NOT NULL, archive_rel TEXT NOT NULL);
+  archive_root TEXT NOT NULL, archive_rel TEXT NOT NULL,
+  msg_count INTEGER NOT NULL DEFAULT -1, msg_sum INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS folders_dir ON folders(data_root, data_rel);
 )sql";
 
-constexpr const char* kSchemaVersion = "2";
+constexpr const char* kSchemaVersion = "3";
 
 // A prepared statement that finalizes itself.
 // A statement from the connection's cache (prepared on first use), reset for reuse when done.
@@ -84,19 +85,20 @@ constexpr const char* kSelectCols =
     "SELECT root, rel, owner, folder_key, kind, src_size, src_mtime, src_ctime, src_ino, "
     "unsettled, index_minor, loc_size, loc_mtime, loc_ctime, loc_ino FROM entries ";
 
-StoredEntryView ViewRow(Stmt& s) {
+// The entry whose columns (kSelectCols' order) start at column b.
+StoredEntryView ViewRow(Stmt& s, int b = 0) {
   StoredEntryView e;
-  e.entry.root = s.ColView(0);
-  e.entry.rel = s.ColView(1);
-  e.entry.owner = s.ColView(2);
-  e.entry.folder_key = s.ColView(3);
-  e.entry.kind = static_cast<protocol::EntryKind>(s.ColInt(4));
-  e.entry.source = {static_cast<uint64_t>(s.ColInt(5)), s.ColInt(6), s.ColInt(7),
-                    static_cast<uint64_t>(s.ColInt(8))};
-  e.entry.unsettled = s.ColInt(9) != 0;
-  e.entry.index_minor = static_cast<uint32_t>(s.ColInt(10));
-  e.local = {static_cast<uint64_t>(s.ColInt(11)), s.ColInt(12), s.ColInt(13),
-             static_cast<uint64_t>(s.ColInt(14))};
+  e.entry.root = s.ColView(b + 0);
+  e.entry.rel = s.ColView(b + 1);
+  e.entry.owner = s.ColView(b + 2);
+  e.entry.folder_key = s.ColView(b + 3);
+  e.entry.kind = static_cast<protocol::EntryKind>(s.ColInt(b + 4));
+  e.entry.source = {static_cast<uint64_t>(s.ColInt(b + 5)), s.ColInt(b + 6), s.ColInt(b + 7),
+                    static_cast<uint64_t>(s.ColInt(b + 8))};
+  e.entry.unsettled = s.ColInt(b + 9) != 0;
+  e.entry.index_minor = static_cast<uint32_t>(s.ColInt(b + 10));
+  e.local = {static_cast<uint64_t>(s.ColInt(b + 11)), s.ColInt(b + 12), s.ColInt(b + 13),
+             static_cast<uint64_t>(s.ColInt(b + 14))};
   return e;
 }
 
@@ -144,31 +146,25 @@ Result<std::unique_ptr<Manifest>> Manifest::Open(const std::string& path,
   return m;
 }
 
-// A new database gets version 2; a version 1 one has its entries moved into the version 2 table
-// in one transaction (a crash leaves version 1 whole). A newer version is refused.
+// A new database gets version 3. Older ones are upgraded in one transaction (a crash leaves
+// the old version whole): version 1 has its entries moved into the version 2 table; versions 1
+// and 2 get the folders' message digest columns, unknown for every existing row. A newer
+// version is refused.
 Status Manifest::CreateOrUpgrade(spdlog::logger* log) {
   RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"));
   ASSIGN_OR_RETURN(auto stored, GetMeta("schema_version"));
   const std::string version = stored.value_or("");  // empty: a new database
-  if (!version.empty() && version != "1" && version != kSchemaVersion) {
+  if (version == kSchemaVersion) return Status::Ok();
+  if (!version.empty() && version != "1" && version != "2") {
     return FailedPreconditionError("manifest " + path_ + " has schema version " + version +
                                    ", newer than this cyrsync (" + kSchemaVersion + ")");
   }
-  const bool upgrade = version == "1";
   const auto t0 = std::chrono::steady_clock::now();
-  if (upgrade && log) {
-    log->info("manifest upgrade starting path={} from=1 to={}", path_, kSchemaVersion);
+  if (!version.empty() && log) {
+    log->info("manifest upgrade starting path={} from={} to={}", path_, version, kSchemaVersion);
   }
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  Status st;
-  if (upgrade) {
-    st = Exec("ALTER TABLE entries RENAME TO entries_v1; DROP INDEX IF EXISTS entries_folder;");
-  }
-  if (st.ok()) st = Exec(kEntriesTable);
-  if (st.ok() && upgrade) {
-    st = Exec("INSERT INTO entries SELECT * FROM entries_v1; DROP TABLE entries_v1;");
-  }
-  if (st.ok()) st = Exec(kOtherTables);
+  Status st = UpgradeLocked(version);
   if (st.ok()) {
     st = Exec((std::string("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '") +
                kSchemaVersion + "')").c_str());
@@ -178,15 +174,32 @@ Status Manifest::CreateOrUpgrade(spdlog::logger* log) {
     return st;
   }
   RETURN_IF_ERROR(Exec("COMMIT"));
-  if (!upgrade) return Status::Ok();
+  if (version.empty()) return Status::Ok();
   // The version 1 table's pages are free now; rewriting the file puts the entries' pages in
   // order, which is what the per-pass walk reads.
-  RETURN_IF_ERROR(Exec("VACUUM"));
+  if (version == "1") RETURN_IF_ERROR(Exec("VACUUM"));
   if (log) {
     log->info("manifest upgrade done path={} seconds={:.1f}", path_,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return Status::Ok();
+}
+
+// The tables of the current version from `version`'s ("" = none). REQUIRES: in a transaction.
+Status Manifest::UpgradeLocked(const std::string& version) {
+  if (version == "1") {
+    RETURN_IF_ERROR(
+        Exec("ALTER TABLE entries RENAME TO entries_v1; DROP INDEX IF EXISTS entries_folder;"));
+  }
+  RETURN_IF_ERROR(Exec(kEntriesTable));
+  if (version == "1") {
+    RETURN_IF_ERROR(Exec("INSERT INTO entries SELECT * FROM entries_v1; DROP TABLE entries_v1;"));
+  }
+  if (version == "1" || version == "2") {
+    RETURN_IF_ERROR(Exec("ALTER TABLE folders ADD COLUMN msg_count INTEGER NOT NULL DEFAULT -1; "
+                         "ALTER TABLE folders ADD COLUMN msg_sum INTEGER NOT NULL DEFAULT 0;"));
+  }
+  return Exec(kOtherTables);
 }
 
 void Manifest::WillNeed() const {
@@ -258,7 +271,7 @@ Status Manifest::Apply(const std::vector<StoredEntry>& upserts,
     if (st.ok()) st = UpsertLocked(e);
   }
   if (st.ok() && folder) {
-    Stmt s(db_, stmts_, "INSERT OR REPLACE INTO folders VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    Stmt s(db_, stmts_, "INSERT OR REPLACE INTO folders VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
     s.Text(1, folder->folder_key);
     s.Text(2, folder->owner);
     s.Text(3, folder->intname);
@@ -266,6 +279,8 @@ Status Manifest::Apply(const std::vector<StoredEntry>& upserts,
     s.Text(5, folder->data_dir.rel);
     s.Text(6, folder->archive_dir.root);
     s.Text(7, folder->archive_dir.rel);
+    s.Int(8, folder->messages.count);
+    s.Int(9, static_cast<int64_t>(folder->messages.sum));
     if (sqlite3_step(s.get()) != SQLITE_DONE) st = DbError(db_, "folder upsert");
   }
   if (!st.ok()) {
@@ -292,9 +307,25 @@ Status Manifest::RemoveFolder(const std::string& folder_key) {
 
 Status Manifest::RemoveFolderEntries(const std::string& folder_key) {
   std::lock_guard g(mu_);
+  {
+    Stmt d(db_, stmts_, "UPDATE folders SET msg_count=-1, msg_sum=0 WHERE folder_key=?1");
+    d.Text(1, folder_key);
+    if (sqlite3_step(d.get()) != SQLITE_DONE) return DbError(db_, "forget folder digest");
+  }
   Stmt s(db_, stmts_, "DELETE FROM entries WHERE folder_key=?1");
   s.Text(1, folder_key);
   if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "remove folder entries");
+  return Status::Ok();
+}
+
+Status Manifest::SetMessagesIfUnknown(const std::string& folder_key, const MessageDigest& d) {
+  std::lock_guard g(mu_);
+  Stmt s(db_, stmts_,
+         "UPDATE folders SET msg_count=?2, msg_sum=?3 WHERE folder_key=?1 AND msg_count<0");
+  s.Text(1, folder_key);
+  s.Int(2, d.count);
+  s.Int(3, static_cast<int64_t>(d.sum));
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "set folder digest");
   return Status::Ok();
 }
 
@@ -334,16 +365,16 @@ Result<std::optional<StoredEntry>> Manifest::Get(const protocol::WirePath& path)
 
 Result<std::optional<FolderRow>> Manifest::GetFolder(const std::string& folder_key) {
   std::lock_guard g(mu_);
-  Stmt s(db_, stmts_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel "
-              "FROM folders WHERE folder_key=?1");
+  Stmt s(db_, stmts_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel, "
+              "msg_count, msg_sum FROM folders WHERE folder_key=?1");
   s.Text(1, folder_key);
   return ReadFolder(&s);
 }
 
 Result<std::optional<FolderRow>> Manifest::FolderAtDir(const protocol::WirePath& dir) {
   std::lock_guard g(mu_);
-  Stmt s(db_, stmts_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel "
-              "FROM folders WHERE data_root=?1 AND data_rel=?2");
+  Stmt s(db_, stmts_, "SELECT folder_key, owner, intname, data_root, data_rel, archive_root, archive_rel, "
+              "msg_count, msg_sum FROM folders WHERE data_root=?1 AND data_rel=?2");
   s.Text(1, dir.root);
   s.Text(2, dir.rel);
   return ReadFolder(&s);
@@ -355,7 +386,8 @@ Result<std::optional<FolderRow>> Manifest::ReadFolder(void* stmt) {
   if (rc == SQLITE_DONE) return std::optional<FolderRow>();
   if (rc != SQLITE_ROW) return DbError(db_, "get folder");
   FolderRow f{s.ColText(0), s.ColText(1), s.ColText(2), {s.ColText(3), s.ColText(4)},
-              {s.ColText(5), s.ColText(6)}};
+              {s.ColText(5), s.ColText(6)},
+              {s.ColInt(7), static_cast<uint64_t>(s.ColInt(8))}};
   return std::optional<FolderRow>(std::move(f));
 }
 

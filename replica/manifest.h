@@ -35,18 +35,39 @@ struct StoredEntryView {
   StoredEntry Copy() const;
 };
 
+// The set of message files a folder's installed index names (with cyrus.expunge), as a count
+// and the sum (mod 2^64) of a 64-bit mix of each file's location. A directory listing whose
+// digest is equal holds the same set, so a --full check needs no read of the index: a lost or
+// extra file changes the count or the sum, and distinct sets of equal count share a sum only by
+// a 64-bit accident. Unknown (count -1) in a row written before schema version 3.
+struct MessageDigest {
+  int64_t count = -1;
+  uint64_t sum = 0;
+  static MessageDigest Empty() { return {0, 0}; }
+  bool known() const { return count >= 0; }
+  void Add(uint32_t uid, bool archived) {
+    uint64_t x = ((uint64_t{uid} << 1) | (archived ? 1 : 0)) + 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;  // splitmix64's finalizer: a bijection
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    sum += x ^ (x >> 31);
+    ++count;
+  }
+  bool operator==(const MessageDigest&) const = default;
+};
+
 struct FolderRow {
   std::string folder_key;
   std::string owner;
   std::string intname;
   protocol::WirePath data_dir;
   protocol::WirePath archive_dir;
+  MessageDigest messages;  // of the installed index
 };
 
 class Manifest {
  public:
   ~Manifest();
-  // Opens or creates the database at path (schema version 2; a version 1 database is upgraded,
+  // Opens or creates the database at path (schema version 3; versions 1 and 2 are upgraded,
   // which log, when set, hears about before and after: it rewrites the whole file).
   static Result<std::unique_ptr<Manifest>> Open(const std::string& path,
                                                 spdlog::logger* log = nullptr);
@@ -68,8 +89,12 @@ class Manifest {
   Result<std::optional<StoredEntry>> Get(const protocol::WirePath& path);
   Result<std::optional<FolderRow>> GetFolder(const std::string& folder_key);
   Result<std::vector<StoredEntry>> FolderEntries(const std::string& folder_key);
-  // Forgets the folder's installed files (the folder row stays): its next exchange copies them.
+  // Forgets the folder's installed files (the folder row stays, its message digest unknown): its
+  // next exchange copies them.
   Status RemoveFolderEntries(const std::string& folder_key);
+  // Records the folder's message digest when its row has none (a row written before schema
+  // version 3, or whose entries were forgotten).
+  Status SetMessagesIfUnknown(const std::string& folder_key, const MessageDigest& d);
   // The folder recorded with this data directory, if any.
   Result<std::optional<FolderRow>> FolderAtDir(const protocol::WirePath& data_dir);
   // Up to `limit` entries (owner filter "" = all) whose path comes after `after` (nullptr: from
@@ -89,6 +114,7 @@ class Manifest {
   Manifest(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   Status Exec(const char* sql);
   Status CreateOrUpgrade(spdlog::logger* log);
+  Status UpgradeLocked(const std::string& version);
   Status UpsertLocked(const StoredEntry& e);
   Status RemoveLocked(const protocol::WirePath& p);
   Result<std::optional<FolderRow>> ReadFolder(void* stmt);  // REQUIRES: mu_ held

@@ -86,20 +86,22 @@ std::string RawSql(const std::string& path, const std::string& sql) {
   return first;
 }
 
-std::string V1Fixture() {
+std::string Fixture(int version) {
   const char* src = std::getenv("CYRSYNC_SOURCE_DIR");
-  std::ifstream in(std::string(src ? src : ".") + "/tests/data/manifest-v1/manifest.sql");
+  std::ifstream in(std::string(src ? src : ".") + "/tests/data/manifest-v" +
+                   std::to_string(version) + "/manifest.sql");
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
 
-// A version 1 manifest (rows in an ordinary table) is upgraded in place to version 2 (rows in
-// path order WITHOUT ROWID) and keeps every entry, folder and meta value.
+// A version 1 manifest (rows in an ordinary table) is upgraded in place to the current version
+// (rows in path order WITHOUT ROWID, folders with a message digest) and keeps every entry,
+// folder and meta value.
 TEST(ManifestSchemaTest, VersionOneIsUpgradedKeepingEveryRecord) {
   testing::TempDir dir;
   const std::string path = dir.Sub("manifest.sqlite");
-  const std::string fixture = V1Fixture();
+  const std::string fixture = Fixture(1);
   ASSERT_FALSE(fixture.empty()) << "tests/data/manifest-v1/manifest.sql not found";
   RawSql(path, fixture);
   std::ostringstream log_text;
@@ -123,13 +125,14 @@ TEST(ManifestSchemaTest, VersionOneIsUpgradedKeepingEveryRecord) {
     auto folder = (*m)->GetFolder("33svgem7f6p9vzgufxjxmn1e");
     ASSERT_TRUE(folder.ok() && folder->has_value());
     EXPECT_EQ((*folder)->intname, "user.alice");
+    EXPECT_FALSE((*folder)->messages.known());
     auto synced = (*m)->GetMeta("synced:*");
     ASSERT_TRUE(synced.ok() && synced->has_value());
     EXPECT_EQ(**synced, "1795000000");
   }
   EXPECT_NE(log_text.str().find("manifest upgrade starting"), std::string::npos) << log_text.str();
   EXPECT_NE(log_text.str().find("manifest upgrade done"), std::string::npos) << log_text.str();
-  EXPECT_EQ(RawSql(path, "SELECT value FROM meta WHERE key='schema_version'"), "2");
+  EXPECT_EQ(RawSql(path, "SELECT value FROM meta WHERE key='schema_version'"), "3");
   const std::string table = RawSql(path, "SELECT sql FROM sqlite_master WHERE name='entries'");
   EXPECT_NE(table.find("WITHOUT ROWID"), std::string::npos) << table;
   EXPECT_EQ(RawSql(path, "SELECT count(*) FROM sqlite_master WHERE name='entries_v1'"), "0");
@@ -142,15 +145,67 @@ TEST(ManifestSchemaTest, VersionOneIsUpgradedKeepingEveryRecord) {
   EXPECT_EQ(log_text.str().size(), logged);
 }
 
+// A version 2 manifest gains the folders' message digests, unknown for every existing folder
+// (its next --full check reads the installed index), and keeps every record.
+TEST(ManifestSchemaTest, VersionTwoIsUpgradedWithUnknownDigests) {
+  testing::TempDir dir;
+  const std::string path = dir.Sub("manifest.sqlite");
+  const std::string fixture = Fixture(2);
+  ASSERT_FALSE(fixture.empty()) << "tests/data/manifest-v2/manifest.sql not found";
+  RawSql(path, fixture);
+  auto m = Manifest::Open(path);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(AllPages(**m, "", 2).size(), 3u);
+  const protocol::WirePath dir_path{"partition-default", "uuid/3/3/33svgem7f6p9vzgufxjxmn1e"};
+  auto folder = (*m)->FolderAtDir(dir_path);
+  ASSERT_TRUE(folder.ok() && folder->has_value());
+  EXPECT_EQ((*folder)->folder_key, "33svgem7f6p9vzgufxjxmn1e");
+  EXPECT_FALSE((*folder)->messages.known());
+  auto version = (*m)->GetMeta("schema_version");
+  ASSERT_TRUE(version.ok() && version->has_value());
+  EXPECT_EQ(**version, "3");
+  // A folder recorded now keeps its digest, until its entries are forgotten.
+  FolderRow row = **folder;
+  row.messages = MessageDigest::Empty();
+  row.messages.Add(1, false);
+  row.messages.Add(7, true);
+  ASSERT_TRUE((*m)->Apply({}, {}, row).ok());
+  auto again = (*m)->GetFolder(row.folder_key);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->messages, row.messages);
+  ASSERT_TRUE((*m)->RemoveFolderEntries(row.folder_key).ok());
+  again = (*m)->GetFolder(row.folder_key);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_FALSE((*again)->messages.known());
+}
+
+// The digest is a set's: the order of adding does not matter, a lost, an extra or a moved
+// (archived) file changes it.
+TEST(MessageDigestTest, DependsOnTheSetOnly) {
+  auto digest = [](std::vector<std::pair<uint32_t, bool>> locs) {
+    MessageDigest d = MessageDigest::Empty();
+    for (auto [uid, archived] : locs) d.Add(uid, archived);
+    return d;
+  };
+  const MessageDigest base = digest({{1, false}, {2, false}, {3, true}});
+  EXPECT_EQ(base, digest({{3, true}, {1, false}, {2, false}}));
+  EXPECT_NE(base, digest({{1, false}, {2, false}}));
+  EXPECT_NE(base, digest({{1, false}, {2, false}, {3, true}, {4, false}}));
+  EXPECT_NE(base, digest({{1, false}, {2, false}, {3, false}}));
+  EXPECT_NE(base, digest({{1, false}, {2, false}, {4, true}}));
+  EXPECT_TRUE(MessageDigest::Empty().known());
+  EXPECT_FALSE(MessageDigest{}.known());
+}
+
 TEST(ManifestSchemaTest, ANewerVersionIsRefused) {
   testing::TempDir dir;
   const std::string path = dir.Sub("manifest.sqlite");
   RawSql(path, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-               "INSERT INTO meta VALUES('schema_version', '3');");
+               "INSERT INTO meta VALUES('schema_version', '4');");
   auto m = Manifest::Open(path);
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), Code::kFailedPrecondition);
-  EXPECT_NE(m.status().message().find("schema version 3"), std::string::npos);
+  EXPECT_NE(m.status().message().find("schema version 4"), std::string::npos);
 }
 
 }  // namespace

@@ -460,5 +460,55 @@ TEST_F(ReplicaFolderTest, FolderCheckReportsOnlyIncompleteFolders) {
   EXPECT_TRUE(EndSession().ok());
 }
 
+// The check compares a folder's listing with the message digest recorded at its install; only
+// when they differ (or the digest is unknown, in a folder recorded before schema version 3) is
+// the installed index read, and that index decides.
+TEST_F(ReplicaFolderTest, FolderCheckReadsTheIndexOnlyWhenTheListingDiffers) {
+  Peer& p = Connect();
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(p));
+  auto check = [&](const protocol::CheckedFolder& c) {
+    p.Send(protocol::kFolderCheck, protocol::Encode(protocol::FolderCheck{{c}}));
+    auto f = p.RecvExpect(protocol::kFolderCheckResult);
+    EXPECT_TRUE(f.ok()) << f.status().ToString();
+    auto r = protocol::DecodeFolderCheckResult(f.ok() ? f->payload : "");
+    return r.ok() ? r->needs_exchange : std::vector<std::string>{"<undecodable>"};
+  };
+  auto set_digest = [&](MessageDigest d) {
+    auto row = store_->manifest().GetFolder(kKey);
+    ASSERT_TRUE(row.ok() && row->has_value());
+    (*row)->messages = d;
+    ASSERT_TRUE(store_->manifest().Apply({}, {}, **row).ok());
+  };
+  const protocol::CheckedFolder bob{kKey, first_.fb.data_dir, first_.fb.archive_dir};
+  const std::vector<std::string> whole, incomplete{kKey};
+  MessageDigest both = MessageDigest::Empty();  // what the install recorded: uids 1 and 2
+  both.Add(1, false);
+  both.Add(2, false);
+  auto installed = store_->manifest().GetFolder(kKey);
+  ASSERT_TRUE(installed.ok() && installed->has_value());
+  EXPECT_EQ((*installed)->messages, both);
+  // A message file the index does not name: the digest differs, the index says whole.
+  WriteFile(Spool(kDir + "/9."), "not named by the index");
+  EXPECT_EQ(check(bob), whole);
+  fs::remove(Spool(kDir + "/9."));
+  // An unknown digest: the index decides, and its set becomes the digest.
+  ASSERT_NO_FATAL_FAILURE(set_digest(MessageDigest{}));
+  fs::remove(Spool(kDir + "/2."));
+  EXPECT_EQ(check(bob), incomplete);
+  auto filled = store_->manifest().GetFolder(kKey);
+  ASSERT_TRUE(filled.ok() && filled->has_value());
+  EXPECT_EQ((*filled)->messages, both);
+  ASSERT_NO_FATAL_FAILURE(set_digest(MessageDigest{}));
+  WriteFile(Spool(kDir + "/2."), TwoMessages()[1].body);
+  EXPECT_EQ(check(bob), whole);
+  // A digest equal to the listing's: whole, without a look at the index, even a lost one.
+  ASSERT_NO_FATAL_FAILURE(set_digest(both));
+  fs::remove(Spool(kDir + "/cyrus.index"));
+  EXPECT_EQ(check(bob), whole);
+  fs::remove(Spool(kDir + "/2."));
+  EXPECT_EQ(check(bob), incomplete);
+  EXPECT_TRUE(EndSession().ok());
+}
+
 }  // namespace
 }  // namespace cyrsync::replica

@@ -250,7 +250,7 @@ Status Store::CheckCyrusStopped() const {
   return Status::Ok();
 }
 
-Result<std::string> Store::Resolve(const protocol::WirePath& p, Target target) const {
+Result<std::string> Store::PeerRoot(const protocol::WirePath& p) const {
   auto root = conf_.RootDir(p.root);
   if (!root.ok()) return InvalidArgumentError("unknown root refused: " + p.root);
   RETURN_IF_ERROR(CheckRel(p.rel));
@@ -259,9 +259,26 @@ Result<std::string> Store::Resolve(const protocol::WirePath& p, Target target) c
   if (abs == state || abs.rfind(state + "/", 0) == 0) {
     return InvalidArgumentError("path inside the replica's state directory refused: " + p.rel);
   }
+  return *root;
+}
+
+Result<std::string> Store::PeerPath(const protocol::WirePath& p) const {
+  ASSIGN_OR_RETURN(std::string root, PeerRoot(p));
+  return JoinPath(root, p.rel);
+}
+
+Status Store::ScanPeerDir(const protocol::WirePath& dir,
+                          const std::function<void(std::string_view, EntryType)>& fn) const {
+  ASSIGN_OR_RETURN(std::string root, PeerRoot(dir));
+  return env_->ScanDirBeneath(root, dir.rel, fn);
+}
+
+Result<std::string> Store::Resolve(const protocol::WirePath& p, Target target) const {
+  ASSIGN_OR_RETURN(std::string root, PeerRoot(p));
+  const std::string abs = JoinPath(root, p.rel);
   // A missing component (or any other failure to look further) ends the check: the rest is
   // created by this daemon.
-  auto st = env_->StatBeneath(*root, p.rel);
+  auto st = env_->StatBeneath(root, p.rel);
   if (!st.ok()) {
     if (st.error().code() == Code::kInvalidArgument) return st.error();
     return abs;
@@ -428,6 +445,18 @@ std::optional<std::string> Store::InstalledPath(const StoredEntry& e) const {
   auto st = LocalStat(abs);
   if (!st.ok() || !(*st == e.local)) return std::nullopt;
   return abs;
+}
+
+std::optional<std::string> Store::ReadInstalled(const StoredEntry& e) const {
+  auto root = conf_.RootDir(e.entry.path.root);
+  if (!root.ok() || !CheckRel(e.entry.path.rel).ok()) return std::nullopt;
+  auto f = env_->OpenRead(JoinPath(*root, e.entry.path.rel));  // O_NOFOLLOW
+  if (!f.ok()) return std::nullopt;
+  auto st = (*f)->Stat();
+  if (!st.ok() || !(ToTuple(*st) == e.local)) return std::nullopt;
+  auto bytes = (*f)->ReadAll();
+  if (!bytes.ok()) return std::nullopt;
+  return std::move(*bytes);
 }
 
 namespace {

@@ -102,6 +102,12 @@ class Store {
   // directory (`kDir`). kInvalidArgument otherwise; nothing on disk is touched.
   enum class Target { kFile, kDir };
   Result<std::string> Resolve(const protocol::WirePath& p, Target target = Target::kFile) const;
+  // The absolute path of a peer path after Resolve's checks that need no disk access.
+  Result<std::string> PeerPath(const protocol::WirePath& p) const;
+  // Lists a peer-named directory: Resolve's checks (a symlinked component is kInvalidArgument),
+  // in one path walk. kNotFound when the directory is absent.
+  Status ScanPeerDir(const protocol::WirePath& dir,
+                     const std::function<void(std::string_view, EntryType)>& fn) const;
   // Creates dir (absolute, inside a root) and missing parents owned by the Cyrus user. The
   // deepest existing one is given back to the Cyrus user when it lies below a root and is owned
   // by someone else (left so by a daemon killed between a mkdir and its chown).
@@ -144,6 +150,9 @@ class Store {
   // Its path was resolved when it was installed; a replaced ancestor since shows in the file's
   // own stat tuple, so the path needs no second Resolve to be read.
   std::optional<std::string> InstalledPath(const StoredEntry& e) const;
+  // The bytes of that copy, read through one open whose fstat is the check; nullopt when it is
+  // no longer what was installed or cannot be read.
+  std::optional<std::string> ReadInstalled(const StoredEntry& e) const;
   // StillInstalled for many entries (1 = still installed), on up to `threads` threads; entries of
   // one directory that are next to each other (the manifest's path order) share one path walk.
   // With the change watch, each entry's directory is watched (Arm) before its stat, so that
@@ -178,6 +187,8 @@ class Store {
         std::shared_ptr<spdlog::logger> log)
       : env_(env), conf_(conf), opts_(std::move(opts)), log_(std::move(log)) {}
   Status Init();
+  // The root directory of a peer path after Resolve's checks that need no disk access.
+  Result<std::string> PeerRoot(const protocol::WirePath& p) const;
   // Takes the state directory's lock (flock of <state_dir>/lock, held for the Store's life):
   // a second daemon or a `recover` on the same replica refuses instead of rolling forward or
   // deleting what a live daemon is writing.
