@@ -85,20 +85,19 @@ constexpr const char* kSelectCols =
     "SELECT root, rel, owner, folder_key, kind, src_size, src_mtime, src_ctime, src_ino, "
     "unsettled, index_minor, loc_size, loc_mtime, loc_ctime, loc_ino FROM entries ";
 
-// The entry whose columns (kSelectCols' order) start at column b.
-StoredEntryView ViewRow(Stmt& s, int b = 0) {
+StoredEntryView ViewRow(Stmt& s) {
   StoredEntryView e;
-  e.entry.root = s.ColView(b + 0);
-  e.entry.rel = s.ColView(b + 1);
-  e.entry.owner = s.ColView(b + 2);
-  e.entry.folder_key = s.ColView(b + 3);
-  e.entry.kind = static_cast<protocol::EntryKind>(s.ColInt(b + 4));
-  e.entry.source = {static_cast<uint64_t>(s.ColInt(b + 5)), s.ColInt(b + 6), s.ColInt(b + 7),
-                    static_cast<uint64_t>(s.ColInt(b + 8))};
-  e.entry.unsettled = s.ColInt(b + 9) != 0;
-  e.entry.index_minor = static_cast<uint32_t>(s.ColInt(b + 10));
-  e.local = {static_cast<uint64_t>(s.ColInt(b + 11)), s.ColInt(b + 12), s.ColInt(b + 13),
-             static_cast<uint64_t>(s.ColInt(b + 14))};
+  e.entry.root = s.ColView(0);
+  e.entry.rel = s.ColView(1);
+  e.entry.owner = s.ColView(2);
+  e.entry.folder_key = s.ColView(3);
+  e.entry.kind = static_cast<protocol::EntryKind>(s.ColInt(4));
+  e.entry.source = {static_cast<uint64_t>(s.ColInt(5)), s.ColInt(6), s.ColInt(7),
+                    static_cast<uint64_t>(s.ColInt(8))};
+  e.entry.unsettled = s.ColInt(9) != 0;
+  e.entry.index_minor = static_cast<uint32_t>(s.ColInt(10));
+  e.local = {static_cast<uint64_t>(s.ColInt(11)), s.ColInt(12), s.ColInt(13),
+             static_cast<uint64_t>(s.ColInt(14))};
   return e;
 }
 
