@@ -205,6 +205,28 @@ Result<FolderCheckResult> DecodeFolderCheckResult(std::string_view p) {
   RETURN_IF_ERROR(r.ExpectEnd());
   return m;
 }
+std::string Encode(const FolderFlushResult& m) {
+  PayloadWriter w;
+  w.PutU32(static_cast<uint32_t>(m.failed.size()));
+  for (const auto& f : m.failed) {
+    w.PutString(f.intname);
+    w.PutString(f.error);
+  }
+  return w.Take();
+}
+Result<FolderFlushResult> DecodeFolderFlushResult(std::string_view p) {
+  PayloadReader r(p);
+  FolderFlushResult m;
+  ASSIGN_OR_RETURN(uint32_t n, r.U32());
+  for (uint32_t i = 0; i < n; ++i) {
+    FolderFlushResult::Failure f;
+    ASSIGN_OR_RETURN(f.intname, r.String(4096));
+    ASSIGN_OR_RETURN(f.error, r.String(4096));
+    m.failed.push_back(std::move(f));
+  }
+  RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
 std::string Encode(const MessagesFetch& m) {
   PayloadWriter w;
   w.PutString(m.folder_key);

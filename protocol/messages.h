@@ -14,7 +14,7 @@
 
 namespace cyrsync::protocol {
 
-inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kProtocolVersion = 3;
 inline constexpr std::string_view kMagic = "CYRSYNC";
 inline constexpr size_t kDataChunk = 1 << 20;
 
@@ -32,6 +32,8 @@ enum MsgType : uint16_t {
   kFolderDelete = 25,
   kFolderCheck = 26,
   kFolderCheckResult = 27,
+  kFolderFlush = 28,
+  kFolderFlushResult = 29,
   kFilePut = 30,
   kFileRemove = 31,
   kGetSignature = 32,
@@ -199,6 +201,16 @@ struct FolderCheckResult {
   std::vector<std::string> needs_exchange;  // folder keys, a subset of the request's
 };
 
+// The folder installs a session queued (each answered OK by FOLDER_COMMIT) that failed.
+struct FolderFlushResult {
+  struct Failure {
+    std::string intname;
+    std::string error;
+    bool operator==(const Failure&) const = default;
+  };
+  std::vector<Failure> failed;
+};
+
 struct PassDone {
   std::vector<std::string> users;  // empty: every user
   int64_t time = 0;
@@ -232,6 +244,8 @@ std::string Encode(const FolderCheck& m);
 std::string Encode(const FolderCheckResult& m);
 Result<FolderCheck> DecodeFolderCheck(std::string_view p);
 Result<FolderCheckResult> DecodeFolderCheckResult(std::string_view p);
+std::string Encode(const FolderFlushResult& m);
+Result<FolderFlushResult> DecodeFolderFlushResult(std::string_view p);
 Result<UserState> DecodeUserState(std::string_view p);
 Result<StateFile> DecodeStateFile(std::string_view p);
 Result<MessageFetch> DecodeMessageFetch(std::string_view p);

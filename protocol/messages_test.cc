@@ -14,7 +14,7 @@ std::string Hex(std::string_view s) { return HexEncode(s); }
 
 TEST(MessagesGoldenTest, Hello) {
   // str "CYRSYNC", u32 2, str "sync"
-  EXPECT_EQ(Hex(Encode(Hello{})), "0000000743595253594e43" "00000002" "0000000473796e63");
+  EXPECT_EQ(Hex(Encode(Hello{})), "0000000743595253594e43" "00000003" "0000000473796e63");
 }
 
 TEST(MessagesGoldenTest, MessagePut) {
@@ -121,6 +121,26 @@ TEST(MessagesRoundTripTest, FolderCheckRoundTripsAndIsBounded) {
   EXPECT_EQ(rb->needs_exchange, (std::vector<std::string>{"x", "y"}));
   EXPECT_FALSE(DecodeFolderCheckResult(r + "x").ok());
   EXPECT_FALSE(DecodeFolderCheckResult(r.substr(0, r.size() - 1)).ok());
+}
+
+TEST(MessagesGoldenTest, FolderFlushResult) {
+  // u32 n, n x (str intname, str error)
+  EXPECT_EQ(Hex(Encode(FolderFlushResult{{{"u.a", "E"}}})),
+            "00000001" "00000003752e61" "0000000145");
+  EXPECT_EQ(Hex(Encode(FolderFlushResult{})), "00000000");
+}
+
+TEST(MessagesRoundTripTest, FolderFlushResultRoundTripsAndRejectsBadPayloads) {
+  const FolderFlushResult m{{{"user.alice", "disk full"}, {"user.bob.Sent", "rename failed"}}};
+  const std::string p = Encode(m);
+  auto back = DecodeFolderFlushResult(p);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->failed, m.failed);
+  EXPECT_FALSE(DecodeFolderFlushResult(p + "x").ok());
+  EXPECT_FALSE(DecodeFolderFlushResult(p.substr(0, p.size() - 1)).ok());
+  // A count far beyond the payload fails on the first missing field, without reserving.
+  EXPECT_EQ(DecodeFolderFlushResult(std::string("\xff\xff\xff\xff", 4)).status().code(),
+            Code::kCorruption);
 }
 
 }  // namespace

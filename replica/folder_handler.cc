@@ -100,7 +100,8 @@ struct Incoming {
   protocol::FolderBegin fb;
   std::string data_abs, archive_abs;
   std::vector<MetaIn> meta;
-  std::string index_bytes, expunge_bytes;
+  std::string index_bytes, expunge_bytes;  // dropped once the install is queued (DropBytes)
+  std::optional<uint32_t> index_minor;     // of the index the exchange compared against
   LiveList live;    // sorted (SortLive)
   LocList present;  // sorted (SortLocs)
   std::vector<protocol::NeedItem> need;
@@ -438,7 +439,8 @@ bool SameAsInstalled(Store& s, const Incoming& in, const MetaIn& m) {
   return false;
 }
 
-Status CommitFolder(Store& s, Incoming& in) {
+// The files the folder installs, in order, once its directories exist.
+Result<std::vector<StagedFile>> PrepareCommit(Store& s, Incoming& in) {
   RETURN_IF_ERROR(s.CheckCyrusStopped());
   RETURN_IF_ERROR(s.EnsureDir(in.data_abs));
   if (in.split()) RETURN_IF_ERROR(s.EnsureDir(in.archive_abs));
@@ -460,11 +462,17 @@ Status CommitFolder(Store& s, Incoming& in) {
     }
   }
   for (const auto& m : in.meta) RETURN_IF_ERROR(s.EnsureDir(Dirname(m.staged.final)));
-  RETURN_IF_ERROR(s.InstallTogether(staged));
-  return Status::Ok();
+  return staged;
 }
 
-Status RecordFolder(Store& s, Incoming& in) {
+// A queued install keeps only what recording it needs: a big folder's index is megabytes.
+void DropBytes(Incoming& in) {
+  if (in.index_bytes.size() >= 12) in.index_minor = LoadBE32(in.index_bytes, 8);
+  in.index_bytes = std::string();
+  in.expunge_bytes = std::string();
+}
+
+Status RecordFolder(Store& s, const Incoming& in) {
   if (in.meta.empty()) return Status::Ok();
   std::vector<StoredEntry> ups;
   std::set<WirePath> now;
@@ -476,8 +484,8 @@ Status RecordFolder(Store& s, Incoming& in) {
     e.entry.kind = protocol::EntryKind::kMeta;
     e.entry.source = m.file.source;
     e.entry.unsettled = in.fb.unsettled || in.missing_any;
-    if (Basename(m.file.path.rel) == "cyrus.index" && in.index_bytes.size() >= 12) {
-      e.entry.index_minor = LoadBE32(in.index_bytes, 8);
+    if (Basename(m.file.path.rel) == "cyrus.index" && in.index_minor) {
+      e.entry.index_minor = *in.index_minor;
     }
     ASSIGN_OR_RETURN(e.local, s.LocalStat(m.staged.final));
     now.insert(m.file.path);
@@ -495,9 +503,7 @@ Status RecordFolder(Store& s, Incoming& in) {
   }
   FolderRow row{in.fb.folder_key, in.fb.owner, in.fb.intname, in.fb.data_dir, in.fb.archive_dir,
                 {}};
-  if (!in.index_bytes.empty()) {
-    row.messages = DigestOf(in.live);
-  }
+  if (in.index_minor) row.messages = DigestOf(in.live);
   return s.manifest().Apply(ups, removed, row);
 }
 
@@ -531,12 +537,12 @@ void RemoveGoneMessages(Store& s, const Incoming& in) {
   }
 }
 
-Status Exchange(Transport& t, Store& s, Incoming& in) {
+Result<std::vector<StagedFile>> Exchange(Transport& t, Store& s, Incoming& in) {
   RETURN_IF_ERROR(ReceiveMeta(t, s, in));
   RETURN_IF_ERROR(ComputeNeed(s, in));
   RETURN_IF_ERROR(t.Send(protocol::kFolderNeed, protocol::EncodeNeed(in.need)));
   RETURN_IF_ERROR(ReceiveMessages(t, s, in));
-  return CommitFolder(s, in);
+  return PrepareCommit(s, in);
 }
 
 // What the replica holds for in.fb's folder: its directories (checked), manifest rows, and
@@ -639,13 +645,18 @@ Status HandleFolderCheck(Transport& t, Store& s, const Frame& f) {
 
 namespace {
 
-Status ExchangeAndInstall(Transport& t, Store& s, Incoming& in) {
-  Status st = Exchange(t, s, in);
-  if (!st.ok()) {
-    for (const auto& p : in.staged_all) RemoveQuietly(s.env(), p);  // installed ones are gone
-    for (const auto& d : in.created_dirs) (void)s.env()->RemoveDir(d);  // stays if not empty
-    s.EndStaging(in.staging_note);
-    return st;
+// Removes what a refused or failed exchange staged (installed files are no longer there).
+void Abandon(Store& s, const Incoming& in) {
+  for (const auto& p : in.staged_all) RemoveQuietly(s.env(), p);
+  for (const auto& d : in.created_dirs) (void)s.env()->RemoveDir(d);  // stays if not empty
+  s.EndStaging(in.staging_note);
+}
+
+// Runs once the folder's set is installed (or failed): records it and removes what it replaced.
+Status AfterInstall(Store& s, const Incoming& in, const Status& installed) {
+  if (!installed.ok()) {
+    Abandon(s, in);
+    return installed;
   }
   s.EndStaging(in.staging_note);
   if (!in.occupant.empty()) RETURN_IF_ERROR(s.manifest().RemoveFolder(in.occupant));
@@ -655,22 +666,48 @@ Status ExchangeAndInstall(Transport& t, Store& s, Incoming& in) {
   RemoveOldLocation(s, in);
   s.log().debug("folder installed mailbox={} messages_received={} missing={}", in.fb.intname,
                 in.need.size(), in.missing_any);
+  return Status::Ok();
+}
+
+// The folder is answered OK once its files are staged and its install queued: the session
+// takes the next folder while the committer makes this one durable together with others
+// (one syncfs for many folders). FOLDER_FLUSH reports installs that failed after the OK.
+Status ExchangeAndQueue(Transport& t, Store& s, const std::shared_ptr<PendingInstalls>& pending,
+                        Incoming in) {
+  auto staged = Exchange(t, s, in);
+  if (!staged.ok()) {
+    Abandon(s, in);
+    return staged.status();
+  }
+  DropBytes(in);
+  auto queued = std::make_shared<const Incoming>(std::move(in));
+  pending->Add();
+  s.InstallAsync(std::move(*staged), [&s, pending, queued](Status installed) {
+    Status st = AfterInstall(s, *queued, installed);
+    if (!st.ok()) {
+      s.log().error("folder install failed mailbox={} error=\"{}\"", queued->fb.intname,
+                    st.ToString());
+    }
+    pending->Done(queued->fb.intname, st);
+  });
   return t.Send(protocol::kOk, "");
 }
 
 }  // namespace
 
-Status HandleFolderBegin(Transport& t, Store& s, const Frame& f) {
+Status HandleFolderBegin(Transport& t, Store& s, const std::shared_ptr<PendingInstalls>& pending,
+                         const Frame& f) {
   Incoming in;
   ASSIGN_OR_RETURN(in.fb, protocol::DecodeFolderBegin(f.payload));
   RETURN_IF_ERROR(s.CheckCyrusStopped());
   RETURN_IF_ERROR(LoadIncoming(s, in));
-  return ExchangeAndInstall(t, s, in);
+  return ExchangeAndQueue(t, s, pending, std::move(in));
 }
 
 Status HandleFolderDelete(Transport& t, Store& s, const Frame& f) {
   ASSIGN_OR_RETURN(auto del, protocol::DecodeFolderDelete(f.payload));
   RETURN_IF_ERROR(s.CheckCyrusStopped());
+  s.WaitInstalled();  // a folder is removed after any install of it that is still queued
   RETURN_IF_ERROR(RemoveFolderFiles(s, del.folder_key));
   return t.Send(protocol::kOk, "");
 }

@@ -14,30 +14,40 @@ namespace {
 using protocol::Frame;
 using protocol::Transport;
 using Handler = Status (*)(Transport&, Store&, const Frame&);
+// A request that queues folder installs or reports on them.
+using InstallHandler = Status (*)(Transport&, Store&, const std::shared_ptr<PendingInstalls>&,
+                                  const Frame&);
 
 enum class Mode { kNone, kSync, kRead, kRestore };
 
 struct Route {
   Handler handler;
+  InstallHandler install_handler;  // instead of handler
   Mode mode;  // the session mode the request belongs to
+};
+
+struct SessionState {
+  Mode mode = Mode::kNone;
+  std::shared_ptr<PendingInstalls> pending = std::make_shared<PendingInstalls>();
 };
 
 const std::map<uint16_t, Route>& Routes() {
   static const std::map<uint16_t, Route> kTable = {
-      {protocol::kGetManifest, {&HandleGetManifest, Mode::kSync}},
-      {protocol::kFolderBegin, {&HandleFolderBegin, Mode::kSync}},
-      {protocol::kFolderDelete, {&HandleFolderDelete, Mode::kSync}},
-      {protocol::kFolderCheck, {&HandleFolderCheck, Mode::kSync}},
-      {protocol::kFilePut, {&HandleFilePut, Mode::kSync}},
-      {protocol::kFileRemove, {&HandleFileRemove, Mode::kSync}},
-      {protocol::kGetSignature, {&HandleGetSignature, Mode::kSync}},
-      {protocol::kPassDone, {&HandlePassDone, Mode::kSync}},
-      {protocol::kUserState, {&HandleUserState, Mode::kRead}},
-      {protocol::kFolderFetch, {&HandleFolderFetch, Mode::kRead}},
-      {protocol::kMessageFetch, {&HandleMessageFetch, Mode::kRead}},
-      {protocol::kMessagesFetch, {&HandleMessagesFetch, Mode::kRead}},
-      {protocol::kFileFetch, {&HandleFileFetch, Mode::kRead}},
-      {protocol::kRestoreBegin, {&HandleRestoreBegin, Mode::kRestore}},
+      {protocol::kGetManifest, {&HandleGetManifest, nullptr, Mode::kSync}},
+      {protocol::kFolderBegin, {nullptr, &HandleFolderBegin, Mode::kSync}},
+      {protocol::kFolderDelete, {&HandleFolderDelete, nullptr, Mode::kSync}},
+      {protocol::kFolderFlush, {nullptr, &HandleFolderFlush, Mode::kSync}},
+      {protocol::kFolderCheck, {&HandleFolderCheck, nullptr, Mode::kSync}},
+      {protocol::kFilePut, {&HandleFilePut, nullptr, Mode::kSync}},
+      {protocol::kFileRemove, {&HandleFileRemove, nullptr, Mode::kSync}},
+      {protocol::kGetSignature, {&HandleGetSignature, nullptr, Mode::kSync}},
+      {protocol::kPassDone, {&HandlePassDone, nullptr, Mode::kSync}},
+      {protocol::kUserState, {&HandleUserState, nullptr, Mode::kRead}},
+      {protocol::kFolderFetch, {&HandleFolderFetch, nullptr, Mode::kRead}},
+      {protocol::kMessageFetch, {&HandleMessageFetch, nullptr, Mode::kRead}},
+      {protocol::kMessagesFetch, {&HandleMessagesFetch, nullptr, Mode::kRead}},
+      {protocol::kFileFetch, {&HandleFileFetch, nullptr, Mode::kRead}},
+      {protocol::kRestoreBegin, {&HandleRestoreBegin, nullptr, Mode::kRestore}},
   };
   return kTable;
 }
@@ -75,15 +85,16 @@ Result<Mode> Greet(Transport& t, Store& s, const Frame& f) {
   return mode;
 }
 
-Status Dispatch(Transport& t, Store& s, const Frame& f, Mode* mode) {
-  if (*mode == Mode::kNone) {
-    ASSIGN_OR_RETURN(*mode, Greet(t, s, f));
+Status Dispatch(Transport& t, Store& s, const Frame& f, SessionState* session) {
+  if (session->mode == Mode::kNone) {
+    ASSIGN_OR_RETURN(session->mode, Greet(t, s, f));
     return Status::Ok();
   }
   auto it = Routes().find(f.type);
-  if (it == Routes().end() || it->second.mode != *mode) {
+  if (it == Routes().end() || it->second.mode != session->mode) {
     return CorruptionError("protocol error: unexpected message type " + std::to_string(f.type));
   }
+  if (it->second.install_handler) return it->second.install_handler(t, s, session->pending, f);
   return it->second.handler(t, s, f);
 }
 
@@ -102,21 +113,50 @@ std::string FileSink::Sha1HexDigest() {
   return HexEncode(hash_.Finish());
 }
 
+void PendingInstalls::Add() {
+  std::lock_guard lock(mu_);
+  ++pending_;
+}
+
+void PendingInstalls::Done(const std::string& intname, const Status& st) {
+  std::lock_guard lock(mu_);
+  if (!st.ok()) failed_.push_back({intname, st.ToString()});
+  if (--pending_ == 0) idle_.notify_all();
+}
+
+std::vector<protocol::FolderFlushResult::Failure> PendingInstalls::Wait() {
+  std::unique_lock lock(mu_);
+  idle_.wait(lock, [&] { return pending_ == 0; });
+  return std::exchange(failed_, {});
+}
+
+// A session ends only after the installs it queued: "connection closed" in the log then means
+// that nothing this peer sent is still being written.
 Status ServeSession(Transport& t, Store& store) {
-  Mode mode = Mode::kNone;
+  SessionState session;
   while (true) {
     auto frame = t.Receive();
     if (!frame.ok()) {
+      session.pending->Wait();
       return frame.error().code() == Code::kUnavailable ? Status::Ok() : frame.error();
     }
-    Status st = Dispatch(t, store, *frame, &mode);
+    Status st = Dispatch(t, store, *frame, &session);
     if (!st.ok()) {
       store.log().warn("session ended by error error=\"{}\"", st.ToString());
       protocol::SendError(t, st);
       t.Close();
+      session.pending->Wait();
       return st;
     }
   }
+}
+
+Status HandleFolderFlush(Transport& t, Store& s, const std::shared_ptr<PendingInstalls>& pending,
+                         const Frame& f) {
+  (void)s;
+  if (!f.payload.empty()) return CorruptionError("protocol error: FOLDER_FLUSH takes no payload");
+  return t.Send(protocol::kFolderFlushResult, protocol::Encode(protocol::FolderFlushResult{
+                                                  pending->Wait()}));
 }
 
 // One page of the manifest, read in place: entries in quiet directories are encoded at once,
@@ -158,6 +198,8 @@ Status HandleGetManifest(Transport& t, Store& s, const Frame& f) {
   std::vector<protocol::WirePath> stale;
   std::set<std::string> stale_folders;
   uint64_t sent = 0;
+  // A new pass starts from what is installed: folders a previous pass queued are in first.
+  s.WaitInstalled();
   s.PollChanges();
   s.manifest().WillNeed();
   // The next page is read while this one is checked and sent: cold, reading the manifest and

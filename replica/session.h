@@ -3,11 +3,32 @@
 // (the stream position is unknown after a failed exchange). Sessions run one per thread.
 #pragma once
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
 #include "common/hash.h"
 #include "protocol/transport.h"
 #include "replica/store.h"
 
 namespace cyrsync::replica {
+
+// The folder installs a sync session queued (Store::InstallAsync) and has not reported yet.
+// Shared with their completions, which run on the Store's committer thread.
+class PendingInstalls {
+ public:
+  void Add();
+  // One queued install finished; a failure is kept for the next Wait.
+  void Done(const std::string& intname, const Status& st);
+  // Waits until every queued install finished; returns the failures since the last Wait.
+  std::vector<protocol::FolderFlushResult::Failure> Wait();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_;
+  size_t pending_ = 0;
+  std::vector<protocol::FolderFlushResult::Failure> failed_;
+};
 
 // Runs until the peer closes or an error ends the session. Returns the status that ended it
 // (OK for a clean close by the peer).
@@ -16,7 +37,12 @@ Status ServeSession(protocol::Transport& t, Store& store);
 // Handlers, one per request type (session.cc, folder_handler.cc).
 Status HandleGetManifest(protocol::Transport& t, Store& s, const protocol::Frame& f);
 Status HandleRestoreBegin(protocol::Transport& t, Store& s, const protocol::Frame& f);
-Status HandleFolderBegin(protocol::Transport& t, Store& s, const protocol::Frame& f);
+// FOLDER_BEGIN: receives a folder, queues its install and answers OK; FOLDER_FLUSH reports
+// what became of the queued installs.
+Status HandleFolderBegin(protocol::Transport& t, Store& s,
+                         const std::shared_ptr<PendingInstalls>& pending, const protocol::Frame& f);
+Status HandleFolderFlush(protocol::Transport& t, Store& s,
+                         const std::shared_ptr<PendingInstalls>& pending, const protocol::Frame& f);
 Status HandleFolderDelete(protocol::Transport& t, Store& s, const protocol::Frame& f);
 // --full: a batch of unchanged folders checked against their installed index in one round trip.
 Status HandleFolderCheck(protocol::Transport& t, Store& s, const protocol::Frame& f);

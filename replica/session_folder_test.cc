@@ -144,6 +144,69 @@ TEST_F(ReplicaFullDiskTest, AFullDiskLeavesTheInstalledFolderAsItWas) {
   EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.index")), update.bodies[1]);
 }
 
+// Renames into a cyrus.index fail while `refuse` is set (an install that fails after the OK).
+class RefuseIndexRenameEnv final : public EnvWrapper {
+ public:
+  RefuseIndexRenameEnv() : EnvWrapper(Env::Default()) {}
+  std::atomic<bool> refuse{false};
+  Status Rename(const std::string& from, const std::string& to) override {
+    if (refuse && Basename(to) == "cyrus.index") return IOError("rename refused (test): " + to);
+    return EnvWrapper::Rename(from, to);
+  }
+};
+
+class ReplicaQueuedInstallTest : public ReplicaFolderTest {
+ protected:
+  void SetUp() override {
+    env_ = &env;
+    ReplicaFolderTest::SetUp();
+  }
+  RefuseIndexRenameEnv env;
+};
+
+// FOLDER_COMMIT is answered once the install is queued; an install that fails after that OK is
+// reported by FOLDER_FLUSH (naming the folder and the error) without ending the session, leaves
+// the folder as installed and unrecorded, and the same update installs once renames work again.
+TEST_F(ReplicaQueuedInstallTest, AnInstallThatFailsAfterItsOkIsReportedByFolderFlush) {
+  ASSERT_NO_FATAL_FAILURE(InstallFirst(Connect()));
+  ASSERT_TRUE(EndSession().ok());
+  auto recs = TwoMessages();
+  recs.push_back({3, "From: c\r\n\r\nthird message\r\n"});
+  TestFolder update = MakeFolder(kKey, kDir, recs, "bob", 2);
+  Peer& p = Connect();
+  env.refuse = true;
+  SendFolderBegin(p, update);
+  auto need = RecvNeed(p);
+  ASSERT_TRUE(need.ok()) << need.status().ToString();
+  SendMessage(p, 3, recs[2].body);
+  p.Send(protocol::kFolderCommit, "");
+  ASSERT_TRUE(p.RecvOk().ok());
+  p.Send(protocol::kFolderFlush, "");
+  auto f = p.RecvExpect(protocol::kFolderFlushResult);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  auto res = protocol::DecodeFolderFlushResult(f->payload);
+  ASSERT_TRUE(res.ok());
+  ASSERT_EQ(res->failed.size(), 1u);
+  EXPECT_EQ(res->failed[0].intname, update.fb.intname);
+  EXPECT_NE(res->failed[0].error.find("rename refused"), std::string::npos) << res->failed[0].error;
+  EXPECT_TRUE(Flush(p).ok());  // reported once
+  EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.index")), first_.bodies[1]);
+  auto rows = store_->manifest().FolderEntries(kKey);
+  ASSERT_TRUE(rows.ok());
+  for (const auto& e : *rows) {
+    if (Basename(e.entry.path.rel) == "cyrus.index") {
+      EXPECT_NE(e.entry.source.size, update.fb.files.back().source.size);  // still the first copy's
+    }
+  }
+  EXPECT_TRUE(EndSession().ok());
+  env.refuse = false;
+  std::vector<NeedItem> again;
+  Status st = InstallFolder(Connect(), update, recs, &again);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(ReadFile(Spool(kDir + "/3.")), recs[2].body);
+  EXPECT_EQ(ReadFile(Spool(kDir + "/cyrus.index")), update.bodies[1]);
+}
+
 // One file of a folder changed behind the replica's back: its entry is dropped at once, the
 // folder's other entries by the next manifest, so the syncer copies the whole folder again.
 TEST_F(ReplicaFolderTest, ManifestDropsTheWholeFolderWhenOneOfItsFilesChanged) {

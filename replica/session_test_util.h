@@ -386,9 +386,20 @@ inline void SendMessage(Peer& p, uint32_t uid, std::string_view body, bool archi
   p.SendBody(body);
 }
 
+// FOLDER_FLUSH: OK when every install the session queued succeeded, else the first failure.
+inline Status Flush(Peer& p) {
+  p.Send(protocol::kFolderFlush, "");
+  ASSIGN_OR_RETURN(Frame f, p.RecvExpect(protocol::kFolderFlushResult));
+  ASSIGN_OR_RETURN(auto res, protocol::DecodeFolderFlushResult(f.payload));
+  if (res.failed.empty()) return Status::Ok();
+  return AbortedError(res.failed[0].intname + ": " + res.failed[0].error);
+}
+
+// FOLDER_COMMIT, then FOLDER_FLUSH: OK only once the folder is installed.
 inline Status Commit(Peer& p) {
   p.Send(protocol::kFolderCommit, "");
-  return p.RecvOk();
+  RETURN_IF_ERROR(p.RecvOk());
+  return Flush(p);
 }
 
 inline std::vector<uint32_t> NeedUids(const std::vector<NeedItem>& need) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/file.h>
 
+#include <future>
 #include <optional>
 #include <set>
 
@@ -77,6 +78,7 @@ Result<std::unique_ptr<Store>> Store::Open(Env* env, const cyrus::ImapdConf& con
 }
 
 Store::~Store() {
+  StopCommitter();  // installs every queued set first: their senders were told OK
   manifest_.reset();
   if (state_lock_fd_ >= 0) ::close(state_lock_fd_);
 }
@@ -346,37 +348,66 @@ Status Store::SyncFilesystems(const std::set<std::string>& dirs) {
   return Status::Ok();
 }
 
-struct Store::CommitRequest {
-  const std::vector<StagedFile>* files;
-  Status status;
-  bool done = false;
-  std::condition_variable cv;
-};
-
 Status Store::InstallTogether(const std::vector<StagedFile>& files) {
   if (files.empty()) return Status::Ok();
-  CommitRequest req{&files};
+  std::promise<Status> result;
+  std::future<Status> installed = result.get_future();
+  InstallAsync(files, [&result](Status st) { result.set_value(std::move(st)); });
+  return installed.get();
+}
+
+void Store::InstallAsync(std::vector<StagedFile> files, std::function<void(Status)> done) {
+  if (files.empty()) return done(Status::Ok());
+  auto req = std::make_unique<CommitRequest>(CommitRequest{std::move(files), std::move(done), {}});
   std::unique_lock lock(commit_mu_);
-  commit_queue_.push_back(&req);
-  req.cv.wait(lock, [&] { return req.done || commit_queue_.front() == &req; });
-  if (req.done) return req.status;
-  // This request leads: it commits every set queued so far, its own first.
-  std::vector<CommitRequest*> group(commit_queue_.begin(), commit_queue_.end());
-  lock.unlock();
-  CommitGroup(group);
-  lock.lock();
-  for (CommitRequest* r : group) {
-    commit_queue_.pop_front();
-    r->done = true;
-    if (r != &req) r->cv.notify_one();
+  commit_room_.wait(lock, [&] { return commit_queue_.size() < kMaxQueuedSets; });
+  if (!committer_.joinable()) committer_ = std::thread([this] { CommitLoop(); });
+  commit_queue_.push_back(std::move(req));
+  commit_work_.notify_one();
+}
+
+void Store::CommitLoop() {
+  std::unique_lock lock(commit_mu_);
+  while (true) {
+    commit_work_.wait(lock, [&] { return stopping_ || !commit_queue_.empty(); });
+    if (commit_queue_.empty()) return;  // stopping, and nothing left to install
+    // Every set queued while the previous group flushed commits now, together.
+    std::vector<std::unique_ptr<CommitRequest>> group;
+    while (!commit_queue_.empty()) {
+      group.push_back(std::move(commit_queue_.front()));
+      commit_queue_.pop_front();
+    }
+    committing_ = group.size();
+    commit_room_.notify_all();
+    lock.unlock();
+    std::vector<CommitRequest*> sets;
+    for (auto& r : group) sets.push_back(r.get());
+    CommitGroup(sets);
+    for (auto& r : group) r->done(std::move(r->status));
+    group.clear();
+    lock.lock();
+    committing_ = 0;
+    commit_room_.notify_all();
   }
-  if (!commit_queue_.empty()) commit_queue_.front()->cv.notify_one();
-  return req.status;
+}
+
+void Store::WaitInstalled() {
+  std::unique_lock lock(commit_mu_);
+  commit_room_.wait(lock, [&] { return commit_queue_.empty() && committing_ == 0; });
+}
+
+void Store::StopCommitter() {
+  {
+    std::lock_guard lock(commit_mu_);
+    stopping_ = true;
+  }
+  commit_work_.notify_all();
+  if (committer_.joinable()) committer_.join();
 }
 
 size_t Store::QueuedCommitsForTest() {
   std::lock_guard lock(commit_mu_);
-  return commit_queue_.size();
+  return commit_queue_.size() + committing_;
 }
 
 void Store::CommitGroup(const std::vector<CommitRequest*>& group) {
@@ -391,8 +422,8 @@ void Store::CommitGroup(const std::vector<CommitRequest*>& group) {
   std::set<std::string> stage_dirs;
   std::vector<StagedFile> all;
   for (const CommitRequest* r : group) {
-    for (const auto& f : *r->files) stage_dirs.insert(Dirname(f.staged));
-    all.insert(all.end(), r->files->begin(), r->files->end());
+    for (const auto& f : r->files) stage_dirs.insert(Dirname(f.staged));
+    all.insert(all.end(), r->files.begin(), r->files.end());
   }
   if (Status st = SyncFilesystems(stage_dirs); !st.ok()) return fail_all(st);
   const std::string journal =
@@ -409,7 +440,7 @@ void Store::CommitGroup(const std::vector<CommitRequest*>& group) {
     return fail_all(written);
   }
   std::set<std::string> dirs;
-  for (CommitRequest* r : group) r->status = RenameSet(*r->files, dirs);
+  for (CommitRequest* r : group) r->status = RenameSet(r->files, dirs);
   // A failed set is not recorded in the manifest, so the source sends it again.
   for (const auto& d : dirs) {
     if (Status st = env_->SyncDir(d); !st.ok()) return fail_all(st);

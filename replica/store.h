@@ -9,11 +9,13 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -128,18 +130,26 @@ class Store {
   // A hidden temp file left in a folder directory by an earlier daemon process.
   bool IsStaleStageName(std::string_view name) const;
 
-  // Durability point. syncfs of the stage directories' filesystems (the staged files are
-  // written without fsync), then a journal naming them (fdatasync'ed, with its directory),
-  // then renames every staged file over its destination in order; fsyncs the destination
-  // directories. After a crash at any point,
-  // Open() completes the renames, so the set becomes visible together.
+  // Durability point, on the Store's committer thread. syncfs of the stage directories'
+  // filesystems (the staged files are written without fsync), then a journal naming them
+  // (fdatasync'ed, with its directory), then renames every staged file over its destination in
+  // order; fsyncs the destination directories. After a crash at any point, Open() completes the
+  // renames, so the set becomes visible together.
   //
-  // Group commit: sets handed in by concurrent sessions while a commit is flushing queue up,
-  // and the first of them commits all queued sets with one syncfs, one journal and one fsync
-  // per directory (leveldb's write grouping). Each set still becomes visible together; a
-  // failed rename fails only its own set, a failed flush fails every set of the group.
+  // Group commit: every set queued while a commit flushes is committed by the next one, with
+  // one syncfs, one journal and one fsync per directory (leveldb's write grouping). Each set
+  // still becomes visible together; a failed rename fails only its own set, a failed flush
+  // fails every set of the group.
+  //
+  // InstallAsync queues the set and returns at once (it waits only while kMaxQueuedSets sets
+  // are queued); `done` runs on the committer thread once the set is installed or failed, and
+  // must not install anything itself. InstallTogether waits for its set.
+  static constexpr size_t kMaxQueuedSets = 64;
+  void InstallAsync(std::vector<StagedFile> files, std::function<void(Status)> done);
   Status InstallTogether(const std::vector<StagedFile>& files);
-  // Sets queued for commit, the one committing now included (tests).
+  // Returns once every set queued so far is installed or failed and its `done` has run.
+  void WaitInstalled();
+  // Sets queued for commit, the ones committing now included (tests).
   size_t QueuedCommitsForTest();
 
   // The replica copy's stat tuple (lstat).
@@ -199,7 +209,13 @@ class Store {
   bool StrictlyInsideARoot(const std::string& abs) const;
   Status CleanStaging();
   Status CleanStagingNotes();
-  struct CommitRequest;
+  struct CommitRequest {
+    std::vector<StagedFile> files;
+    std::function<void(Status)> done;
+    Status status;
+  };
+  void CommitLoop();
+  void StopCommitter();  // after the queue is empty
   // One durable commit of every set in group; sets each request's status.
   void CommitGroup(const std::vector<CommitRequest*>& group);
   // Renames one set's staged files in order; after a failure removes the rest of the set.
@@ -218,7 +234,12 @@ class Store {
   std::mutex mailboxes_mu_;
   std::mutex restore_mu_;
   std::mutex commit_mu_;
-  std::deque<CommitRequest*> commit_queue_;  // front: the leader committing now
+  std::condition_variable commit_work_;  // a set was queued, or stopping_
+  std::condition_variable commit_room_;  // the queue shrank, or a group finished
+  std::deque<std::unique_ptr<CommitRequest>> commit_queue_;  // waiting for the next group
+  size_t committing_ = 0;  // sets of the group being committed now
+  bool stopping_ = false;
+  std::thread committer_;  // started by the first InstallAsync
   // A mailboxes.db changed this shortly before it was read is read again next time: a change in
   // the same file-time tick (at most 10 ms, HZ >= 100) leaves its stat tuple alone. Short,
   // because the read service asks for the list once per request.

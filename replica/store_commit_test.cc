@@ -1,5 +1,6 @@
-// Store::InstallTogether's group commit: sets handed in while a commit flushes are committed
-// together by the next leader (one syncfs, one journal), each set still installed whole.
+// Store's group commit: sets handed in while a commit flushes are committed together by the
+// next one (one syncfs, one journal), each set still installed whole; InstallAsync returns
+// before its set is installed and reports through its callback.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -141,6 +142,56 @@ TEST_F(ReplicaStoreCommitTest, AFailedRenameFailsOnlyItsOwnSetInTheGroup) {
   EXPECT_FALSE(Exists(bad[1].staged));                   // and its temp is gone
   EXPECT_TRUE(good_st.ok()) << good_st.ToString();
   EXPECT_EQ(ReadFile(Spool("user/good/cyrus.index")), "good cyrus.index");
+}
+
+TEST_F(ReplicaStoreCommitTest, InstallAsyncReturnsAtOnceAndReportsEachSetWhenItIsInstalled) {
+  Store& store = OpenGated();
+  GateEnv& env = env_;
+  auto first = StageSet(store, "first");
+  auto second = StageSet(store, "second");
+  std::mutex mu;
+  std::vector<std::pair<std::string, Status>> reported;
+  auto report = [&](const std::string& who) {
+    return [&, who](Status st) {
+      std::lock_guard lock(mu);
+      // Called once the set is in place: its files are already at their final names.
+      EXPECT_EQ(ReadFile(Spool("user/" + who + "/cyrus.index")), who + " cyrus.index");
+      reported.emplace_back(who, std::move(st));
+    };
+  };
+  store.InstallAsync(first, report("first"));
+  env.WaitEntered();  // returned while the first set's flush is held
+  store.InstallAsync(second, report("second"));
+  EXPECT_EQ(store.QueuedCommitsForTest(), 2u);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(reported.empty());
+  }
+  EXPECT_FALSE(Exists(Spool("user/first/cyrus.index")));
+  env.Release();
+  store.WaitInstalled();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(reported.size(), 2u);
+  EXPECT_EQ(reported[0].first, "first");
+  EXPECT_EQ(reported[1].first, "second");
+  for (const auto& [who, st] : reported) EXPECT_TRUE(st.ok()) << who << ": " << st.ToString();
+  EXPECT_EQ(store.QueuedCommitsForTest(), 0u);
+}
+
+TEST_F(ReplicaStoreCommitTest, ClosingTheStoreInstallsWhatIsStillQueued) {
+  Store& store = OpenGated();
+  GateEnv& env = env_;
+  auto first = StageSet(store, "first");
+  auto second = StageSet(store, "second");
+  std::atomic<int> ok{0};
+  store.InstallAsync(first, [&](Status st) { ok += st.ok(); });
+  env.WaitEntered();
+  store.InstallAsync(second, [&](Status st) { ok += st.ok(); });
+  std::thread closer([&] { gated_.reset(); });
+  env.Release();
+  closer.join();
+  EXPECT_EQ(ok.load(), 2);
+  EXPECT_EQ(ReadFile(Spool("user/second/cyrus.index")), "second cyrus.index");
 }
 
 }  // namespace

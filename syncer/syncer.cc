@@ -205,6 +205,19 @@ struct Totals {
   }
 };
 
+// Asks the replica what became of the installs this connection queued (each folder was
+// answered OK as soon as its install was queued). Returns the number that failed.
+Result<size_t> Flush(protocol::Transport& t, const FolderContext& ctx) {
+  RETURN_IF_ERROR(t.Send(protocol::kFolderFlush, ""));
+  ASSIGN_OR_RETURN(protocol::Frame f, protocol::ReceiveExpect(t, protocol::kFolderFlushResult));
+  ASSIGN_OR_RETURN(auto res, protocol::DecodeFolderFlushResult(f.payload));
+  for (const auto& failed : res.failed) {
+    ctx.log->error("folder install failed on the replica mailbox=\"{}\" error=\"{}\"",
+                   failed.intname, failed.error);
+  }
+  return res.failed.size();
+}
+
 // One FOLDER_CHECK round trip for the batch, then a check-only exchange for each folder the
 // replica reports incomplete. *done counts the folders finished before an error.
 Status CheckBatch(protocol::Transport& t, const FolderContext& ctx,
@@ -231,10 +244,17 @@ Status CheckBatch(protocol::Transport& t, const FolderContext& ctx,
 }
 
 // One worker: its own connection; after any failure the stream state is unknown, so the worker
-// reconnects before its next folder.
+// reconnects before its next folder. The folders it sent are confirmed by one FOLDER_FLUSH per
+// connection, at its end.
 void WorkerLoop(const std::vector<Work>& work, std::atomic<size_t>& next, const Connector& connect,
                 const FolderContext& ctx, Totals& totals) {
   std::unique_ptr<protocol::Transport> t;
+  size_t queued = 0;  // folders installed through t, not yet confirmed
+  auto unconfirmed = [&] {
+    if (queued == 0) return;
+    ctx.log->error("folder installs unconfirmed: the connection failed folders={}", queued);
+    totals.Fail(std::exchange(queued, 0));
+  };
   for (size_t i = next++; i < work.size(); i = next++) {
     const Work& w = work[i];
     const std::string what = w.folder ? w.folder->intname
@@ -250,15 +270,27 @@ void WorkerLoop(const std::vector<Work>& work, std::atomic<size_t>& next, const 
       if (r.ok()) totals.Add(*r, w.check_only);
       st = r.status();
       done = r.ok();
+      queued += done && !w.check_only;
     } else if (t) {
       st = CheckBatch(*t, ctx, w.batch, totals, &done);
     }
     if (st.ok()) continue;
     totals.Fail((w.folder ? 1 : w.batch.size()) - done);
     ctx.log->error("folder sync failed mailbox=\"{}\" error=\"{}\"", what, st.ToString());
+    unconfirmed();
     if (t) t->Close();
     t.reset();
   }
+  if (!t) return;
+  auto failed = Flush(*t, ctx);
+  if (failed.ok()) {
+    totals.Fail(*failed);
+    queued = 0;
+  } else {
+    ctx.log->error("folder flush failed error=\"{}\"", failed.status().ToString());
+  }
+  unconfirmed();
+  t->Close();
 }
 
 void RunWorkers(const std::vector<Work>& work, int n, const Connector& connect,

@@ -24,7 +24,7 @@ struct PassStats {
   uint64_t folders = 0;            // folders in scope on the source
   uint64_t folders_changed = 0;    // copied (metadata + needed messages)
   uint64_t folders_checked = 0;    // --full: unchanged folders compared by listing
-  uint64_t folders_failed = 0;
+  uint64_t folders_failed = 0;     // includes sent folders whose install then failed
   uint64_t folders_missing = 0;    // listed in mailboxes.db, no cyrus.index on the source
   uint64_t folders_deleted = 0;    // removed from the replica
   uint64_t folders_unsettled = 0;  // copied within the racy window: copied again next pass

@@ -265,6 +265,50 @@ TEST_F(RealSpoolTest, CorruptSourceIndexFailsOnlyThatFolderAndKeepsTheReplicaCop
   EXPECT_EQ(ReadAll(replica_index), good) << "the replica's good copy must stay";
 }
 
+// The replica answers a folder once its install is queued; an install that fails after that
+// answer is reported at the end of the worker's connection (FOLDER_FLUSH): the pass counts the
+// folder as failed and names it, and the next pass installs it.
+TEST_F(RealSpoolTest, AnInstallThatFailsOnTheReplicaAfterItsAnswerFailsThePass) {
+  syncer::Folder inbox = FindFolder(master_, "user.bob");
+  const std::string refused = *cyrus::Resolve(replica_conf_, inbox.index);
+  class RefuseEnv final : public EnvWrapper {
+   public:
+    explicit RefuseEnv(std::string path) : EnvWrapper(Env::Default()), path_(std::move(path)) {}
+    std::atomic<bool> refuse{true};
+    Status Rename(const std::string& from, const std::string& to) override {
+      if (refuse && to == path_) return IOError("rename refused (test): " + to);
+      return EnvWrapper::Rename(from, to);
+    }
+
+   private:
+    std::string path_;
+  } env(refused);
+  replica_.reset();
+  store_.reset();
+  auto store = replica::Store::Open(&env, replica_conf_, {}, NullLogger());
+  ASSERT_TRUE(store.ok()) << store.error().ToString();
+  store_ = std::move(*store);
+  replica_ = std::make_unique<InProcessReplica>(store_.get());
+
+  std::ostringstream logs;
+  auto log = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(logs));
+  syncer::Syncer s(Env::Default(), master_, QuietOptions(), replica_->Connector(), log);
+  auto pass = s.RunPass();
+  ASSERT_TRUE(pass.ok()) << pass.error().ToString();
+  EXPECT_EQ(pass->folders_failed, 1u);
+  EXPECT_NE(logs.str().find("folder install failed on the replica mailbox=\"user.bob\""),
+            std::string::npos)
+      << logs.str();
+  EXPECT_FALSE(fs::exists(refused));
+  env.refuse = false;
+  auto again = s.RunPass();
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  EXPECT_EQ(again->folders_failed, 0u);
+  EXPECT_EQ(again->folders_changed, 1u);
+  EXPECT_EQ(ReadAll(refused), ReadAll(*cyrus::Resolve(master_, inbox.index)));
+}
+
 TEST_F(RealSpoolTest, FolderVanishedFromTheSourceIsCountedNotDeleted) {
   syncer::Syncer s(Env::Default(), master_, QuietOptions(), replica_->Connector(), NullLogger());
   auto first = s.RunPass();
