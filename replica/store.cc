@@ -359,9 +359,14 @@ Status Store::InstallTogether(const std::vector<StagedFile>& files) {
 void Store::InstallAsync(std::vector<StagedFile> files, std::function<void(Status)> done) {
   if (files.empty()) return done(Status::Ok());
   auto req = std::make_unique<CommitRequest>(CommitRequest{std::move(files), std::move(done), {}});
+  const size_t n = req->files.size();
   std::unique_lock lock(commit_mu_);
-  commit_room_.wait(lock, [&] { return commit_queue_.size() < kMaxQueuedSets; });
+  commit_room_.wait(lock, [&] {
+    return commit_queue_.empty() ||
+           (commit_queue_.size() < kMaxQueuedSets && queued_files_ + n <= opts_.max_queued_files);
+  });
   if (!committer_.joinable()) committer_ = std::thread([this] { CommitLoop(); });
+  queued_files_ += n;
   commit_queue_.push_back(std::move(req));
   commit_work_.notify_one();
 }
@@ -378,6 +383,7 @@ void Store::CommitLoop() {
       commit_queue_.pop_front();
     }
     committing_ = group.size();
+    queued_files_ = 0;
     commit_room_.notify_all();
     lock.unlock();
     std::vector<CommitRequest*> sets;

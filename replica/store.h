@@ -52,6 +52,9 @@ struct StoreOptions {
   // Watch the checked directories with inotify (replica/change_watch.h), so that a check
   // stats only the files of directories something happened in since the last one.
   bool watch_changes = true;
+  // Files of the folder installs queued while a group commits (Store::InstallAsync); about half
+  // a kilobyte of memory each.
+  size_t max_queued_files = 16384;
 };
 
 struct StagedFile {
@@ -141,9 +144,11 @@ class Store {
   // still becomes visible together; a failed rename fails only its own set, a failed flush
   // fails every set of the group.
   //
-  // InstallAsync queues the set and returns at once (it waits only while kMaxQueuedSets sets
-  // are queued); `done` runs on the committer thread once the set is installed or failed, and
-  // must not install anything itself. InstallTogether waits for its set.
+  // InstallAsync queues the set and returns at once; it waits only while the queue is full
+  // (kMaxQueuedSets sets, or StoreOptions::max_queued_files files: a queued folder keeps its file list and
+  // message list in memory until it is installed; a set larger than that waits for an empty
+  // queue). `done` runs on the committer thread once the set is installed or failed, and must
+  // not install anything itself. InstallTogether waits for its set.
   static constexpr size_t kMaxQueuedSets = 64;
   void InstallAsync(std::vector<StagedFile> files, std::function<void(Status)> done);
   Status InstallTogether(const std::vector<StagedFile>& files);
@@ -237,7 +242,8 @@ class Store {
   std::condition_variable commit_work_;  // a set was queued, or stopping_
   std::condition_variable commit_room_;  // the queue shrank, or a group finished
   std::deque<std::unique_ptr<CommitRequest>> commit_queue_;  // waiting for the next group
-  size_t committing_ = 0;  // sets of the group being committed now
+  size_t queued_files_ = 0;  // files of the sets in commit_queue_
+  size_t committing_ = 0;    // sets of the group being committed now
   bool stopping_ = false;
   std::thread committer_;  // started by the first InstallAsync
   // A mailboxes.db changed this shortly before it was read is read again next time: a change in

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -176,6 +177,34 @@ TEST_F(ReplicaStoreCommitTest, InstallAsyncReturnsAtOnceAndReportsEachSetWhenItI
   EXPECT_EQ(reported[1].first, "second");
   for (const auto& [who, st] : reported) EXPECT_TRUE(st.ok()) << who << ": " << st.ToString();
   EXPECT_EQ(store.QueuedCommitsForTest(), 0u);
+}
+
+// While a group commits, sets queue up only to max_queued_files files; the next one waits until
+// the committer takes the queue.
+TEST_F(ReplicaStoreCommitTest, InstallAsyncWaitsWhileTheQueueHoldsTooManyFiles) {
+  opts_.max_queued_files = 3;
+  Store& store = OpenGated();
+  GateEnv& env = env_;
+  auto first = StageSet(store, "first");
+  auto second = StageSet(store, "second");
+  auto third = StageSet(store, "third");
+  std::atomic<int> ok{0};
+  store.InstallAsync(first, [&](Status st) { ok += st.ok(); });
+  env.WaitEntered();
+  store.InstallAsync(second, [&](Status st) { ok += st.ok(); });  // 2 files queued: room
+  std::atomic<bool> third_queued{false};
+  std::thread t([&] {
+    store.InstallAsync(third, [&](Status st) { ok += st.ok(); });  // 2 + 2 > 3: waits
+    third_queued = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(third_queued.load());
+  EXPECT_EQ(store.QueuedCommitsForTest(), 2u);
+  env.Release();
+  t.join();
+  store.WaitInstalled();
+  EXPECT_EQ(ok.load(), 3);
+  EXPECT_EQ(ReadFile(Spool("user/third/cyrus.index")), "third cyrus.index");
 }
 
 TEST_F(ReplicaStoreCommitTest, ClosingTheStoreInstallsWhatIsStillQueued) {
