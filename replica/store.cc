@@ -426,17 +426,17 @@ void Store::CommitGroup(const std::vector<CommitRequest*>& group) {
   //    makes their data durable. 2. Only then is the journal made durable (its data and its
   //    directory entry), so a journal that survives a crash never names data that did not.
   std::set<std::string> stage_dirs;
-  std::vector<StagedFile> all;
+  std::vector<const std::vector<StagedFile>*> sets;
   for (const CommitRequest* r : group) {
     for (const auto& f : r->files) stage_dirs.insert(Dirname(f.staged));
-    all.insert(all.end(), r->files.begin(), r->files.end());
+    sets.push_back(&r->files);
   }
   if (Status st = SyncFilesystems(stage_dirs); !st.ok()) return fail_all(st);
   const std::string journal =
       JoinPath(opts_.state_dir, "journal-" + pid_ + "-" + std::to_string(++seq_));
   Status written = [&]() -> Status {
     ASSIGN_OR_RETURN(auto jf, env_->NewWritable(journal, 0600));
-    RETURN_IF_ERROR(jf->Append(EncodeJournal(all)));
+    RETURN_IF_ERROR(jf->Append(EncodeJournal(sets)));
     RETURN_IF_ERROR(jf->Sync());
     RETURN_IF_ERROR(jf->Close());
     return env_->SyncDir(opts_.state_dir);
@@ -624,10 +624,17 @@ constexpr std::string_view kJournalHeader = "cyrsync-journal 2";
 constexpr std::string_view kJournalEnd = "end";
 }  // namespace
 
-std::string EncodeJournal(const std::vector<StagedFile>& files) {
+std::string EncodeJournal(std::span<const std::vector<StagedFile>* const> sets) {
   std::string out = std::string(kJournalHeader) + "\n";
-  for (const auto& f : files) out += f.staged + "\t" + f.final + "\n";
+  for (const auto* files : sets) {
+    for (const auto& f : *files) out.append(f.staged).append("\t").append(f.final).append("\n");
+  }
   return out + std::string(kJournalEnd) + "\n";
+}
+
+std::string EncodeJournal(const std::vector<StagedFile>& files) {
+  const std::vector<StagedFile>* one = &files;
+  return EncodeJournal(std::span(&one, 1));
 }
 
 Result<std::vector<StagedFile>> DecodeJournal(std::string_view text) {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -54,7 +55,7 @@ struct StoreOptions {
   bool watch_changes = true;
   // Files of the folder installs queued while a group commits (Store::InstallAsync); about half
   // a kilobyte of memory each.
-  size_t max_queued_files = 16384;
+  size_t max_queued_files = 2048;
 };
 
 struct StagedFile {
@@ -264,6 +265,8 @@ class Store {
 // for a journal without its end line (nothing was renamed under it yet). A journal without the
 // first line is a version 1 journal (written atomically, no end line).
 std::string EncodeJournal(const std::vector<StagedFile>& files);
+// The same for the files of several sets, one set after another (a commit group).
+std::string EncodeJournal(std::span<const std::vector<StagedFile>* const> sets);
 Result<std::vector<StagedFile>> DecodeJournal(std::string_view text);
 
 }  // namespace cyrsync::replica

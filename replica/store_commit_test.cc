@@ -112,6 +112,7 @@ TEST_F(ReplicaStoreCommitTest, SetsQueuedDuringACommitShareTheNextOne) {
   }
   EXPECT_EQ(env.syncfs(), 2);  // the first set alone, then the three queued ones together
   EXPECT_EQ(env.journals_.load(), 2);
+  store.WaitInstalled();  // a set's waiter may return before its group is closed
   EXPECT_EQ(store.QueuedCommitsForTest(), 0u);
   for (const auto& e : fs::directory_iterator(opts_.state_dir)) {
     EXPECT_NE(e.path().filename().string().rfind("journal-", 0), 0u) << e.path();
