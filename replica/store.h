@@ -146,10 +146,11 @@ class Store {
   // fails every set of the group.
   //
   // InstallAsync queues the set and returns at once; it waits only while the queue is full
-  // (kMaxQueuedSets sets, or StoreOptions::max_queued_files files: a queued folder keeps its file list and
-  // message list in memory until it is installed; a set larger than that waits for an empty
-  // queue). `done` runs on the committer thread once the set is installed or failed, and must
-  // not install anything itself. InstallTogether waits for its set.
+  // (kMaxQueuedSets sets, or StoreOptions::max_queued_files files: a queued folder keeps its
+  // file and message lists in memory until it is installed; a larger set waits for an empty
+  // queue). `done` runs on the committer thread once the set is installed or failed (for an
+  // empty set, at once on the caller's), and must not install anything itself.
+  // InstallTogether waits for its set.
   static constexpr size_t kMaxQueuedSets = 64;
   void InstallAsync(std::vector<StagedFile> files, std::function<void(Status)> done);
   Status InstallTogether(const std::vector<StagedFile>& files);

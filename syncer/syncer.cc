@@ -218,6 +218,21 @@ Result<size_t> Flush(protocol::Transport& t, const FolderContext& ctx) {
   return res.failed.size();
 }
 
+// Ends a worker's connection: the `queued` folders it installed are confirmed by FOLDER_FLUSH
+// (those that failed, or all of them when the flush fails, count as failed).
+void ConfirmAndClose(protocol::Transport& t, const FolderContext& ctx, Totals& totals,
+                     size_t queued) {
+  auto failed = Flush(t, ctx);
+  if (failed.ok()) {
+    totals.Fail(*failed);
+  } else if (queued > 0) {
+    ctx.log->error("folder installs unconfirmed: the flush failed folders={} error=\"{}\"", queued,
+                   failed.status().ToString());
+    totals.Fail(queued);
+  }
+  t.Close();
+}
+
 // One FOLDER_CHECK round trip for the batch, then a check-only exchange for each folder the
 // replica reports incomplete. *done counts the folders finished before an error.
 Status CheckBatch(protocol::Transport& t, const FolderContext& ctx,
@@ -281,16 +296,7 @@ void WorkerLoop(const std::vector<Work>& work, std::atomic<size_t>& next, const 
     if (t) t->Close();
     t.reset();
   }
-  if (!t) return;
-  auto failed = Flush(*t, ctx);
-  if (failed.ok()) {
-    totals.Fail(*failed);
-    queued = 0;
-  } else {
-    ctx.log->error("folder flush failed error=\"{}\"", failed.status().ToString());
-  }
-  unconfirmed();
-  t->Close();
+  if (t) ConfirmAndClose(*t, ctx, totals, queued);
 }
 
 void RunWorkers(const std::vector<Work>& work, int n, const Connector& connect,
